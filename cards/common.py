@@ -1,0 +1,80 @@
+"""Pieces several rules share: which orders a warning looks at, and fact lines."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from fhir_mappings.facts import LabResult, LossCountSource, OrderFact, PatientFacts
+
+from .catalog import OVERRIDE_REASON_SYSTEM
+from .i18n import Text, _
+from .model import Action, Hook, OverrideReason, RuleContext, Suggestion
+
+ACTIVE_ON_RECORD = frozenset({"active"})
+
+
+def orders_to_check(facts: PatientFacts, ctx: RuleContext, concepts: Iterable[str]) -> list[OrderFact]:
+    """The orders a warn/stop rule judges in this hook.
+
+    order-select: only the newly selected draft orders; order-sign: every
+    draft order; patient-view: treatments already active on record.
+    """
+    wanted = frozenset(concepts)
+    if ctx.hook is Hook.ORDER_SELECT:
+        pool = [o for o in facts.draft_orders if o.selected]
+    elif ctx.hook is Hook.ORDER_SIGN:
+        pool = list(facts.draft_orders)
+    else:
+        pool = [o for o in facts.orders if o.status in ACTIVE_ON_RECORD]
+    return [o for o in pool if o.classes & wanted]
+
+
+def remove_draft(order: OrderFact, replacement: dict | None = None, replacement_label: Text | None = None) -> Suggestion | None:
+    """A suggestion that deletes a draft order (and creates the alternative, if any)."""
+    if not order.draft:
+        return None  # an order already on record is not deleted from a card
+    actions = [Action("delete", Text(_("Remove the draft order: %(order)s"), {"order": order.display}), resource_id=order.reference)]
+    label = Text(_("Remove %(order)s"), {"order": order.display})
+    if replacement is not None:
+        actions.append(Action("create", replacement_label or label, resource=replacement))
+        label = Text(_("Replace %(order)s"), {"order": order.display})
+    return Suggestion(label=label, actions=tuple(actions), recommended=True)
+
+
+def override(code: str, display: str) -> OverrideReason:
+    return OverrideReason(code=code, display=Text(display))
+
+
+OVERRIDE_SYSTEM = OVERRIDE_REASON_SYSTEM
+
+
+def when(day) -> str:
+    return day.isoformat() if day else "?"
+
+
+def loss_fact(facts: PatientFacts) -> Text:
+    loss = facts.loss_count
+    if loss is None:
+        return Text(_("Recurrent pregnancy loss recorded (%(source)s)"), {"source": facts.rpl_diagnosis})
+    provenance = {
+        LossCountSource.OBSTETRIC_HISTORY: _("obstetric history"),
+        LossCountSource.RPL_DIAGNOSIS: _("recurrent miscarriage diagnosis, at least 2"),
+        LossCountSource.MISCARRIAGE_CONDITIONS: _("distinct miscarriage diagnoses"),
+    }[loss.provenance]
+    return Text(
+        _("Pregnancy losses: %(count)s (from %(provenance)s: %(sources)s)"),
+        {"count": loss.count, "provenance": Text(provenance), "sources": ", ".join(loss.sources)},
+    )
+
+
+def lab_fact(label: str, result: LabResult) -> Text:
+    return Text(
+        _("%(test)s: %(value)s on %(date)s (%(source)s)"),
+        {"test": Text(label), "value": result.display_value(), "date": when(result.date), "source": result.source},
+    )
+
+
+def order_fact(order: OrderFact) -> Text:
+    if order.draft:
+        return Text(_("Draft order: %(order)s (%(ref)s)"), {"order": order.display, "ref": order.reference})
+    return Text(_("Active order: %(order)s (%(ref)s)"), {"order": order.display, "ref": order.reference})

@@ -1,0 +1,1 @@
+"""FHIR R4 resources and terminology -> clinical facts (no Flask, no HTTP)."""

@@ -1,0 +1,225 @@
+"""Clinical facts: what the rules see instead of raw FHIR.
+
+Plain frozen dataclasses without FHIR types, so rules are pure functions over
+them. Every fact that a card may quote keeps where it came from (``source``:
+a relative reference such as ``Observation/123``) and its date.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from enum import Enum
+
+# Twelve weeks between two positive antiphospholipid results (ESHRE/NVOG: persistence).
+APL_PERSISTENCE_DAYS = 12 * 7
+
+
+class LossCountSource(str, Enum):
+    OBSTETRIC_HISTORY = "obstetric-history"  # Observation: number of spontaneous abortions
+    RPL_DIAGNOSIS = "rpl-diagnosis"  # a recorded RPL diagnosis implies at least 2
+    MISCARRIAGE_CONDITIONS = "miscarriage-conditions"  # distinct miscarriage events
+
+
+@dataclass(frozen=True)
+class LossCount:
+    count: int
+    provenance: LossCountSource
+    sources: tuple[str, ...]
+    date: date | None = None
+
+
+class Interpretation(str, Enum):
+    HIGH = "high"
+    LOW = "low"
+    NORMAL = "normal"
+    POSITIVE = "positive"
+    NEGATIVE = "negative"
+
+
+@dataclass(frozen=True)
+class LabResult:
+    """One laboratory result, with the value in the unit the rules use.
+
+    ``value`` is None for a qualitative result; ``unit_known`` is False when a
+    number came with a unit this service cannot interpret: the rules then
+    must not compare it, but a card may say so.
+    """
+
+    test: str  # value-set name, e.g. "tsh"
+    source: str
+    date: date | None
+    value: float | None = None
+    unit: str | None = None  # canonical unit after conversion (e.g. "mIU/L", "pmol/L")
+    original_unit: str | None = None
+    unit_known: bool = True
+    comparator: str | None = None  # "<", "<=", ">", ">=" for values like "<0.01"
+    interpretation: Interpretation | None = None
+    reference_low: float | None = None
+    reference_high: float | None = None
+    text: str | None = None  # qualitative value as recorded
+
+    @property
+    def usable(self) -> bool:
+        return self.value is not None and self.unit_known
+
+    def display_value(self) -> str:
+        if self.value is None:
+            return self.text or (self.interpretation.value if self.interpretation else "?")
+        number = f"{self.value:g}"
+        unit = self.unit if self.unit_known else (self.original_unit or "")
+        return f"{self.comparator or ''}{number} {unit}".strip()
+
+
+@dataclass(frozen=True)
+class AntibodyHistory:
+    """All valid results of one antiphospholipid antibody test, oldest first."""
+
+    test: str
+    results: tuple[LabResult, ...]
+    positive: tuple[LabResult, ...]  # results judged positive
+
+    @property
+    def latest(self) -> LabResult | None:
+        return self.results[-1] if self.results else None
+
+    @property
+    def persistent(self) -> bool:
+        """Positive on two occasions at least 12 weeks apart."""
+        dates = sorted(r.date for r in self.positive if r.date is not None)
+        return len(dates) >= 2 and (dates[-1] - dates[0]).days >= APL_PERSISTENCE_DAYS
+
+
+@dataclass(frozen=True)
+class ConditionFact:
+    concept: str  # value-set name
+    source: str
+    active: bool
+    onset: date | None = None
+    recorded: date | None = None
+    severe: bool = False
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A coded finding the rules need (e.g. a non-viability sign), with its source."""
+
+    what: str
+    source: str
+    date: date | None = None
+    value: str | None = None
+
+
+@dataclass(frozen=True)
+class PregnancyFacts:
+    current: bool = False
+    sources: tuple[str, ...] = ()
+    gestational_age_days: int | None = None  # as of the evaluation date
+    gestational_age_source: str | None = None
+    bleeding_before_12_weeks: bool = False
+    bleeding_source: str | None = None
+    intrauterine_confirmed: bool = False
+    intrauterine_source: str | None = None
+    # E8.6c: findings that forbid starting progesterone
+    contraindications: tuple[Finding, ...] = ()
+
+    @property
+    def gestational_age_text(self) -> str | None:
+        if self.gestational_age_days is None:
+            return None
+        return f"{self.gestational_age_days // 7}+{self.gestational_age_days % 7}"
+
+
+@dataclass(frozen=True)
+class OrderFact:
+    """A draft or active order/medication, mapped to the catalogue's classes."""
+
+    reference: str  # "MedicationRequest/abc"
+    classes: frozenset[str]  # value-set names (drug and test classes)
+    display: str
+    status: str
+    draft: bool = False  # part of this call's draftOrders
+    selected: bool = False  # order-select: among the newly selected orders
+    daily_dose_mg: float | None = None
+    reason: frozenset[str] = frozenset()  # value sets matched by reasonCode
+
+
+@dataclass(frozen=True)
+class PatientFacts:
+    patient_id: str
+    today: date
+    age_years: int | None = None
+    loss_count: LossCount | None = None
+    rpl_diagnosis: str | None = None  # source of an active RPL diagnosis
+    miscarriage_sources: tuple[str, ...] = ()
+    antibodies: tuple[AntibodyHistory, ...] = ()
+    tsh: LabResult | None = None
+    ft4: LabResult | None = None
+    tpo: LabResult | None = None
+    lab_history: tuple[LabResult, ...] = ()  # every valid result of a rule-relevant test
+    unusable_results: tuple[LabResult, ...] = ()  # results ignored for an unknown unit
+    conditions: tuple[ConditionFact, ...] = ()
+    pregnancy: PregnancyFacts = field(default_factory=PregnancyFacts)
+    orders: tuple[OrderFact, ...] = ()  # active orders and medications on record
+    draft_orders: tuple[OrderFact, ...] = ()  # draftOrders of this call
+    findings: tuple[Finding, ...] = ()
+    smoking_current: Finding | None = None
+    bmi: LabResult | None = None
+
+    # -- derived facts used by several rules ---------------------------------
+    @property
+    def has_rpl(self) -> bool:
+        """Two or more losses, or an active RPL diagnosis."""
+        return self.rpl_diagnosis is not None or (
+            self.loss_count is not None and self.loss_count.count >= 2
+        )
+
+    @property
+    def losses(self) -> int:
+        return self.loss_count.count if self.loss_count else 0
+
+    def active_condition(self, concept: str) -> ConditionFact | None:
+        for condition in self.conditions:
+            if condition.concept == concept and condition.active:
+                return condition
+        return None
+
+    def antibody(self, test: str) -> AntibodyHistory | None:
+        for history in self.antibodies:
+            if history.test == test:
+                return history
+        return None
+
+    @property
+    def persistent_antibodies(self) -> tuple[AntibodyHistory, ...]:
+        return tuple(h for h in self.antibodies if h.persistent)
+
+    @property
+    def aps_criteria_met(self) -> bool:
+        return bool(self.persistent_antibodies) or self.active_condition("antiphospholipid-syndrome") is not None
+
+    @property
+    def thyroid_abnormal(self) -> bool:
+        tsh = self.tsh
+        if self.active_condition("hypothyroidism") is not None:
+            return True
+        return tsh is not None and tsh.interpretation in (Interpretation.HIGH, Interpretation.LOW)
+
+    @property
+    def chromosomal_cause(self) -> bool:
+        return self.active_condition("chromosomal-cause") is not None
+
+    @property
+    def unexplained_rpl(self) -> bool:
+        """RPL without APS, abnormal thyroid function or a known chromosomal cause."""
+        return self.has_rpl and not (self.aps_criteria_met or self.thyroid_abnormal or self.chromosomal_cause)
+
+    def results(self, test: str) -> tuple[LabResult, ...]:
+        return tuple(r for r in self.lab_history if r.test == test)
+
+    def has_order(self, concept: str) -> OrderFact | None:
+        """An active order on record or a draft order of this call for the concept."""
+        for order in (*self.orders, *self.draft_orders):
+            if concept in order.classes:
+                return order
+        return None

@@ -1,0 +1,129 @@
+"""The patient's raw FHIR data for one hook call, gathered from prefetch or fetch.
+
+Bundles (searchset or collection, as FHIR servers return them) are flattened;
+resources that belong to another patient, or of types no rule reads, are set
+aside and never reach the rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+CLINICAL_TYPES = frozenset(
+    {"Condition", "Observation", "MedicationRequest", "MedicationStatement", "ServiceRequest", "Procedure"}
+)
+ORDER_TYPES = frozenset({"MedicationRequest", "ServiceRequest"})
+
+
+@dataclass(frozen=True)
+class PatientRecord:
+    patient_id: str
+    patient: Mapping[str, Any] | None
+    resources: tuple[Mapping[str, Any], ...]
+    medications: Mapping[str, Mapping[str, Any]]  # "Medication/id" -> Medication
+    draft_orders: tuple[Mapping[str, Any], ...] = ()
+    selections: frozenset[str] = frozenset()
+    ignored: tuple[str, ...] = ()  # why resources were set aside (for the log)
+
+
+def resources_in(value: Any) -> Iterable[Mapping[str, Any]]:
+    """The resources in a prefetch value: a resource, a Bundle, or None."""
+    if not isinstance(value, Mapping):
+        return
+    if value.get("resourceType") == "Bundle":
+        for entry in value.get("entry") or ():
+            if isinstance(entry, Mapping):
+                search = entry.get("search")
+                # _include'd resources (search.mode 'include') are data too.
+                resource = entry.get("resource")
+                if isinstance(resource, Mapping) and "resourceType" in resource:
+                    if isinstance(search, Mapping) and search.get("mode") == "outcome":
+                        continue
+                    yield resource
+    else:
+        yield value
+
+
+def _reference_id(reference: Any, resource_type: str) -> str | None:
+    """'Patient/123' or 'https://x/fhir/Patient/123/_history/2' -> '123'."""
+    if not isinstance(reference, Mapping):
+        return None
+    ref = reference.get("reference")
+    if not isinstance(ref, str):
+        return None
+    parts = ref.split("/")
+    if "_history" in parts:
+        parts = parts[: parts.index("_history")]
+    if len(parts) >= 2 and parts[-2] == resource_type:
+        return parts[-1]
+    return None
+
+
+def subject_id(resource: Mapping[str, Any]) -> str | None:
+    """The patient a clinical resource is about (subject, or patient for some types)."""
+    for key in ("subject", "patient"):
+        if key in resource:
+            return _reference_id(resource.get(key), "Patient")
+    return None
+
+
+def gather(
+    patient_id: str,
+    values: Iterable[Any],
+    draft_orders: Any = None,
+    selections: Iterable[str] = (),
+) -> PatientRecord:
+    patient = None
+    seen: set[tuple[str, str]] = set()
+    resources: list[Mapping[str, Any]] = []
+    medications: dict[str, Mapping[str, Any]] = {}
+    ignored: list[str] = []
+    for value in values:
+        for resource in resources_in(value):
+            rtype = resource.get("resourceType")
+            rid = resource.get("id")
+            if rtype == "Patient":
+                if rid == patient_id:
+                    patient = resource
+                else:
+                    ignored.append("Patient of another id")
+                continue
+            if rtype == "Medication":
+                if isinstance(rid, str):
+                    medications[f"Medication/{rid}"] = resource
+                continue
+            if rtype not in CLINICAL_TYPES:
+                ignored.append(f"{rtype}: not read by any rule")
+                continue
+            if subject_id(resource) != patient_id:
+                ignored.append(f"{rtype}/{rid}: not about this patient")
+                continue
+            key = (rtype, rid if isinstance(rid, str) else f"#{len(resources)}")
+            if key in seen:  # the same resource from two prefetch keys
+                continue
+            seen.add(key)
+            resources.append(resource)
+    drafts: list[Mapping[str, Any]] = []
+    for resource in resources_in(draft_orders):
+        rtype = resource.get("resourceType")
+        if rtype == "Medication" and isinstance(resource.get("id"), str):
+            medications[f"Medication/{resource['id']}"] = resource
+            continue
+        if rtype not in ORDER_TYPES and rtype != "MedicationStatement":
+            continue
+        owner = subject_id(resource)
+        if owner is not None and owner != patient_id:
+            ignored.append(f"draft {rtype}/{resource.get('id')}: not about this patient")
+            continue
+        drafts.append(resource)
+    return PatientRecord(
+        patient_id=patient_id,
+        patient=patient,
+        resources=tuple(resources),
+        medications=medications,
+        draft_orders=tuple(drafts),
+        selections=frozenset(selections),
+        ignored=tuple(ignored),
+    )

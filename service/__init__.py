@@ -1,0 +1,67 @@
+"""HTTP layer of the RPL CDS Hooks service: create_app builds a configured app."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+
+from flask import Flask
+from flask_cors import CORS
+
+from cards.i18n import load_translations
+from fhir_mappings.valuesets import ValueSetIndex
+
+from . import errors, logs
+from .api import bp
+from .config import Settings, load_settings
+from .feedback import FeedbackStore
+from .fhir_client import FhirClients, FhirSettings
+from .registry import build_services
+from .runtime import Runtime
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    today: Callable[[], date] = date.today,
+    new_uuid: Callable[[], str] = lambda: str(uuid.uuid4()),
+) -> Flask:
+    """Application factory: settings from the environment unless given (tests)."""
+    settings = settings or load_settings()
+    logs.configure(settings.log_level)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # keep the field order of the models
+    valuesets = ValueSetIndex.load(settings.extra_valuesets_dir)
+    app.extensions["rpl"] = Runtime(
+        settings=settings,
+        valuesets=valuesets,
+        services=build_services(valuesets, settings.fhir_page_size),
+        fhir_clients=FhirClients(
+            settings.fhir_server_allowlist,
+            FhirSettings(
+                connect_timeout=settings.fhir_connect_timeout,
+                read_timeout=settings.fhir_read_timeout,
+                max_pages=settings.fhir_max_pages,
+                max_response_bytes=settings.fhir_max_response_bytes,
+                retries=settings.fhir_retries,
+            ),
+        ),
+        executor=ThreadPoolExecutor(max_workers=8, thread_name_prefix="fhir"),
+        feedback=FeedbackStore(settings.database_url),
+        translations=load_translations(),
+        today=today,
+        new_uuid=new_uuid,
+    )
+    CORS(
+        app,
+        origins=list(settings.cors_origins),
+        allow_headers=["Authorization", "Content-Type"],
+        methods=["GET", "POST", "OPTIONS"],
+        max_age=600,
+    )
+    errors.init_app(app)
+    app.register_blueprint(bp)
+    return app

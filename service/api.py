@@ -1,0 +1,162 @@
+"""HTTP endpoints of the CDS Hooks protocol: discovery, service calls, feedback.
+
+Views are thin: parse and validate the request, gather the data, derive the
+facts, run the rules, render the cards. request -> FHIR data -> facts ->
+rules -> cards -> response.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from flask import Blueprint, current_app, g, jsonify, request
+from pydantic import ValidationError
+
+from cards.i18n import Translator
+from cards.model import RuleContext
+from cards.orders import OrderBuilder
+from cards.rules import evaluate
+from fhir_mappings.extract import ExtractionSettings, extract
+from fhir_mappings.record import gather
+
+from .errors import ApiError
+from .prefetch import PrefetchUnavailable, resolve
+from .protocol import CONTEXTS, CdsResponse, Discovery, FeedbackRequest, HookRequest, validation_messages
+from .render import render_card
+from .runtime import Runtime
+
+bp = Blueprint("cds", __name__)
+audit = logging.getLogger("rpl_cds.audit")
+
+JSON_TYPES = ("application/json", "application/fhir+json")
+
+
+def runtime() -> Runtime:
+    return current_app.extensions["rpl"]
+
+
+def _json_body() -> Any:
+    mimetype = request.mimetype or ""
+    if mimetype not in JSON_TYPES and not mimetype.endswith("+json"):
+        raise ApiError(415, "the body must be JSON (Content-Type: application/json)")
+    raw = request.get_data(cache=False)  # 413 above the configured size limit
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ApiError(400, "the JSON body is nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"malformed JSON: {exc}") from None
+
+
+def _service(service_id: str):
+    service = runtime().services.get(service_id)
+    if service is None:
+        raise ApiError(404, f"no CDS service with id {service_id!r}; see GET /cds-services")
+    return service
+
+
+@bp.get("/cds-services")
+def discovery():
+    services = [s.descriptor() for s in runtime().services.values()]
+    return jsonify(Discovery(services=services).dump())
+
+
+@bp.post("/cds-services/<service_id>")
+def call_service(service_id: str):
+    started = time.perf_counter()
+    rt = runtime()
+    service = _service(service_id)
+    g.audit = {"service": service_id}
+    body = _json_body()
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    try:
+        hook_request = HookRequest.model_validate(body)
+    except ValidationError as exc:
+        raise ApiError(400, validation_messages(exc)) from None
+    g.audit["hookInstance"] = hook_request.hookInstance
+    if hook_request.hook != service.hook.value:
+        raise ApiError(400, f"hook {hook_request.hook!r} does not match service {service_id!r}, which answers {service.hook.value!r}")
+    try:
+        context = CONTEXTS[service.hook.value].model_validate(hook_request.context)
+    except ValidationError as exc:
+        raise ApiError(400, validation_messages(exc, prefix="context.")) from None
+
+    token = hook_request.fhirAuthorization.access_token if hook_request.fhirAuthorization else None
+    try:
+        data = resolve(
+            service.prefetch,
+            hook_request.prefetch,
+            context.patientId,
+            hook_request.fhirServer,
+            token,
+            rt.fhir_clients,
+            rt.executor,
+        )
+    except PrefetchUnavailable as exc:
+        raise ApiError(412, str(exc)) from None
+
+    record = gather(
+        context.patientId,
+        data.values(),
+        draft_orders=getattr(context, "draftOrders", None),
+        selections=getattr(context, "selections", ()),
+    )
+    facts = extract(record, rt.valuesets, rt.today(), ExtractionSettings(antibody_cutoff=rt.settings.antibody_cutoff))
+    drafts = evaluate(facts, RuleContext(hook=service.hook, orders=OrderBuilder(rt.valuesets, context.patientId)))
+    translate = Translator(rt.translations[_language(rt)])
+    cards = [render_card(d, translate, rt.new_uuid) for d in drafts]
+    g.audit["cards"] = [d.rec_id for d in drafts]
+    g.audit["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    return jsonify(CdsResponse(cards=cards).dump())
+
+
+def _language(rt: Runtime) -> str:
+    if request.accept_languages:
+        best = request.accept_languages.best_match(("nl", "en"))
+        if best:
+            return best
+    return rt.settings.language
+
+
+@bp.post("/cds-services/<service_id>/feedback")
+def feedback(service_id: str):
+    _service(service_id)
+    g.audit = {"service": service_id, "feedback": True}
+    body = _json_body()
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    try:
+        items = FeedbackRequest.model_validate(body).feedback
+    except ValidationError as exc:
+        raise ApiError(400, validation_messages(exc)) from None
+    stored = runtime().feedback.add(service_id, items)
+    return jsonify({"stored": stored})
+
+
+@bp.get("/healthz")
+def healthz():
+    """Liveness: the process answers."""
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz():
+    """Readiness: the feedback database is reachable."""
+    if runtime().feedback.ping():
+        return jsonify({"status": "ready", "database": "ok"})
+    response = jsonify({"status": "not ready", "database": "unreachable"})
+    response.status_code = 503
+    return response
+
+
+@bp.after_app_request
+def _audit_line(response):
+    record = getattr(g, "audit", None)
+    if record is not None:
+        record["status"] = response.status_code
+        audit.info("call", extra={"audit": record})
+    return response

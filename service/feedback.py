@@ -1,0 +1,82 @@
+"""Durable feedback storage (CDS Hooks feedback endpoint).
+
+SQLAlchemy Core, so one code path serves the default SQLite file and
+PostgreSQL (``RPL_DATABASE_URL=postgresql+psycopg://...``). Each item is kept
+whole (the JSON as received) beside the columns used for analysis, and the
+transaction commits before the client gets its 200: nothing accepted is lost
+when the process restarts.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+
+from .protocol import FeedbackItem
+
+metadata = sa.MetaData()
+
+feedback_table = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("service_id", sa.String(100), nullable=False),
+    sa.Column("card_uuid", sa.String(200), nullable=False, index=True),
+    sa.Column("outcome", sa.String(20), nullable=False),
+    sa.Column("accepted_suggestions", sa.Text, nullable=True),
+    sa.Column("override_system", sa.Text, nullable=True),
+    sa.Column("override_code", sa.Text, nullable=True),
+    sa.Column("user_comment", sa.Text, nullable=True),
+    sa.Column("outcome_timestamp", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("item_json", sa.Text, nullable=False),
+)
+
+
+class FeedbackStore:
+    def __init__(self, database_url: str):
+        connect_args = {"timeout": 30} if database_url.startswith("sqlite") else {}
+        self.engine = sa.create_engine(database_url, connect_args=connect_args, pool_pre_ping=True)
+        metadata.create_all(self.engine)
+
+    def add(self, service_id: str, items: list[FeedbackItem]) -> int:
+        now = datetime.now(timezone.utc)
+        rows = []
+        for item in items:
+            reason = item.overrideReason.reason if item.overrideReason else None
+            rows.append(
+                {
+                    "received_at": now,
+                    "service_id": service_id,
+                    "card_uuid": item.card,
+                    "outcome": item.outcome,
+                    "accepted_suggestions": json.dumps([s.id for s in item.acceptedSuggestions])
+                    if item.acceptedSuggestions
+                    else None,
+                    "override_system": reason.system if reason else None,
+                    "override_code": reason.code if reason else None,
+                    "user_comment": item.overrideReason.userComment if item.overrideReason else None,
+                    "outcome_timestamp": item.outcomeTimestamp,
+                    "item_json": item.model_dump_json(exclude_none=True),
+                }
+            )
+        with self.engine.begin() as connection:  # one transaction, committed before we answer
+            connection.execute(feedback_table.insert(), rows)
+        return len(rows)
+
+    def count(self) -> int:
+        with self.engine.connect() as connection:
+            return connection.execute(sa.select(sa.func.count()).select_from(feedback_table)).scalar_one()
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(sa.text("SELECT 1"))
+            return True
+        except sa.exc.SQLAlchemyError:
+            return False
+
+    def close(self) -> None:
+        self.engine.dispose()

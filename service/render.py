@@ -1,0 +1,84 @@
+"""Card drafts -> CDS Hooks cards, in the caller's language.
+
+Adds what every card carries: a uuid for feedback, the source block with the
+catalogue ID as topic, a Markdown detail (facts used, recommendation, module).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from cards.catalog import OVERRIDE_REASON_SYSTEM, TOPIC_SYSTEM, recommendation
+from cards.i18n import Text, Translator, _
+from cards.model import CardDraft
+
+from .protocol import Action, Card, Coding, Link, Source, Suggestion
+
+UuidFactory = Callable[[], str]
+
+
+def _translate_resource(value: Any, t: Translator) -> Any:
+    if isinstance(value, Text):
+        return t(value)
+    if isinstance(value, dict):
+        return {k: _translate_resource(v, t) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_translate_resource(v, t) for v in value]
+    return value
+
+
+def _md_escape(text: str) -> str:
+    # Data from the record goes into Markdown: keep it from becoming markup or links.
+    for char in "\\`*_[]<>#|":
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+def detail(draft: CardDraft, t: Translator) -> str:
+    rec = recommendation(draft.rec_id)
+    lines = [f"**{t(_('Based on'))}**", ""]
+    lines += [f"- {_md_escape(t(fact))}" for fact in draft.facts]
+    lines += ["", f"**{t(_('Recommendation'))}**", ""]
+    lines += [t(advice) for advice in draft.advice]
+    lines += ["", f"*{t(_('Source'))}: {rec.module} ({draft.rec_id}: {t(rec.title_text)})*"]
+    return "\n".join(lines)
+
+
+def render_card(draft: CardDraft, t: Translator, new_uuid: UuidFactory) -> Card:
+    rec = recommendation(draft.rec_id)
+    suggestions = [
+        Suggestion(
+            label=t(s.label),
+            uuid=new_uuid(),
+            isRecommended=True if s.recommended else None,
+            actions=[
+                Action(
+                    type=a.type,
+                    description=t(a.description),
+                    resource=_translate_resource(dict(a.resource), t) if a.resource is not None else None,
+                    resourceId=a.resource_id,
+                )
+                for a in s.actions
+            ] or None,
+        )
+        for s in draft.suggestions
+    ]
+    return Card(
+        uuid=new_uuid(),
+        summary=t(draft.summary),
+        detail=detail(draft, t),
+        indicator=draft.indicator.value,
+        source=Source(
+            label=rec.source.label,
+            url=rec.source.url,
+            topic=Coding(system=TOPIC_SYSTEM, code=draft.rec_id, display=t(rec.title_text)),
+        ),
+        suggestions=suggestions or None,
+        selectionBehavior=draft.selection_behavior if suggestions else None,
+        overrideReasons=[
+            Coding(system=OVERRIDE_REASON_SYSTEM, code=r.code, display=t(r.display)) for r in draft.override_reasons
+        ]
+        or None,
+        links=[Link(label=t(link.label), url=link.url, type="absolute") for link in draft.links] or None,
+    )

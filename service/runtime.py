@@ -1,0 +1,35 @@
+"""Everything a request needs, built once per app in create_app (no globals)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from datetime import date
+
+from babel.support import NullTranslations
+
+from fhir_mappings.valuesets import ValueSetIndex
+
+from .config import Settings
+from .feedback import FeedbackStore
+from .fhir_client import FhirClients
+from .registry import ServiceDef
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    valuesets: ValueSetIndex
+    services: dict[str, ServiceDef]
+    fhir_clients: FhirClients
+    executor: Executor
+    feedback: FeedbackStore
+    translations: dict[str, NullTranslations]
+    today: Callable[[], date]
+    new_uuid: Callable[[], str]
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.fhir_clients.close()
+        self.feedback.close()

@@ -1,0 +1,98 @@
+"""Fixtures: a fresh app per test (temp SQLite, fixed date, counted uuids),
+its client, and a checker that validates every CDS Hooks response the suite
+produces against the project's JSON Schemas."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from service import create_app
+from service.config import Settings
+
+TODAY = date(2026, 11, 23)
+SCHEMAS = Path(__file__).parent.parent / "service" / "schemas"
+FHIR_BASE = "https://fhir.example.org/r4"
+
+
+def schema_validator(name: str) -> Draft202012Validator:
+    return Draft202012Validator(json.loads((SCHEMAS / f"{name}.schema.json").read_text()))
+
+
+RESPONSE_SCHEMA = schema_validator("response")
+DISCOVERY_SCHEMA = schema_validator("discovery")
+
+
+def make_settings(tmp_path: Path, **overrides) -> Settings:
+    values = dict(
+        database_url=f"sqlite:///{tmp_path / 'feedback.sqlite3'}",
+        fhir_server_allowlist=(FHIR_BASE,),
+        language="en",
+        fhir_retries=0,
+    )
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+def app(settings):
+    counter = itertools.count(1)
+    app = create_app(settings, today=lambda: TODAY, new_uuid=lambda: f"00000000-0000-4000-8000-{next(counter):012d}")
+    violations: list[str] = []
+
+    @app.after_request
+    def _check_schema(response):
+        if response.status_code == 200 and response.is_json:
+            from flask import request
+
+            body = response.get_json()
+            if request.method == "GET" and request.path == "/cds-services":
+                errors = list(DISCOVERY_SCHEMA.iter_errors(body))
+            elif request.method == "POST" and not request.path.endswith("/feedback"):
+                errors = list(RESPONSE_SCHEMA.iter_errors(body))
+            else:
+                errors = []
+            violations.extend(f"{request.path}: {e.message} at {list(e.path)}" for e in errors)
+        return response
+
+    yield app
+    app.extensions["rpl"].close()
+    assert not violations, "responses violate the CDS Hooks schema:\n" + "\n".join(violations)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+class Cds:
+    """Calls the services like an EHR would."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def call(self, hook: str, body: dict, language: str = "en", expect: int = 200):
+        response = self.client.post(f"/cds-services/rpl-{hook}", json=body, headers={"Accept-Language": language})
+        assert response.status_code == expect, response.get_data(as_text=True)
+        return response.get_json()
+
+    def cards(self, hook: str, body: dict, language: str = "en") -> list[dict]:
+        return self.call(hook, body, language)["cards"]
+
+    def topics(self, hook: str, body: dict) -> list[str]:
+        return [card["source"]["topic"]["code"] for card in self.cards(hook, body)]
+
+
+@pytest.fixture
+def cds(client):
+    return Cds(client)

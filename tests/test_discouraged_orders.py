@@ -1,0 +1,52 @@
+"""Discouraged orders (table rule): E8.2 IVIg in unexplained RPL."""
+
+from __future__ import annotations
+
+from tests.builders import apl_panel, hook_request, ivig_order, losses, rpl_diagnosis
+
+
+def cards(cds, hook, *resources, drafts=(), selections=None):
+    body = hook_request(hook, *resources, drafts=drafts, selections=selections)
+    return {c["source"]["topic"]["code"]: c for c in cds.cards(hook, body)}
+
+
+def test_e8_2_warns_on_selected_ivig_and_offers_to_remove_it(cds):
+    card = cards(cds, "order-select", rpl_diagnosis(), drafts=(ivig_order(rid="ivig-1"),))["E8.2"]
+    assert card["indicator"] == "warning"
+    assert card["suggestions"][0]["actions"][0] == {
+        "type": "delete", "description": card["suggestions"][0]["actions"][0]["description"],
+        "resourceId": "MedicationRequest/ivig-1",
+    }
+    assert card["overrideReasons"][0]["display"]
+    assert "MedicationRequest/ivig-1" in card["detail"]
+
+
+def test_e8_2_on_order_sign(cds):
+    assert "E8.2" in cards(cds, "order-sign", losses(2), drafts=(ivig_order(rid="ivig-1"),))
+
+
+def test_e8_2_silent_without_rpl(cds):
+    assert "E8.2" not in cards(cds, "order-sign", losses(1), drafts=(ivig_order(rid="ivig-1"),))
+
+
+def test_e8_2_silent_when_rpl_is_explained_by_aps(cds):
+    # Lupus anticoagulant positive twice, 12 weeks apart: APS criteria met.
+    first = apl_panel("2026-01-05", positive=("lupus-anticoagulant",))
+    second = apl_panel("2026-03-30", positive=("lupus-anticoagulant",))  # 84 days later
+    assert "E8.2" not in cards(cds, "order-sign", losses(2), *first, *second, drafts=(ivig_order(rid="i"),))
+
+
+def test_e8_2_fires_when_antibodies_are_positive_less_than_12_weeks_apart(cds):
+    first = apl_panel("2026-01-05", positive=("lupus-anticoagulant",))
+    second = apl_panel("2026-03-29", positive=("lupus-anticoagulant",))  # 83 days later
+    assert "E8.2" in cards(cds, "order-sign", losses(2), *first, *second, drafts=(ivig_order(rid="i"),))
+
+
+def test_e8_2_on_patient_view_for_active_ivig(cds):
+    card = cards(cds, "patient-view", losses(2), ivig_order(status="active"))["E8.2"]
+    assert "suggestions" not in card
+
+
+def test_draft_order_of_another_patient_is_ignored(cds):
+    other = ivig_order(rid="ivig-x", pid="someone-else")
+    assert "E8.2" not in cards(cds, "order-sign", losses(2), drafts=(other,))

@@ -1,0 +1,179 @@
+"""E8.6a/b/c: progesterone in RPL - warn, endorse (and suggest), or stop."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+
+from fhir_mappings.resources import parse
+from tests.builders import (
+    SNOMED, condition, hook_request, losses, observation, progesterone_order, rpl_diagnosis,
+)
+from tests.conftest import TODAY
+
+
+def day(offset: int) -> str:
+    return (TODAY + timedelta(days=offset)).isoformat()
+
+
+def pregnancy(ga_weeks_today: float = 9, bleeding_days_ago: int | None = 10, intrauterine: bool = True,
+              extra: tuple = ()) -> list[dict]:
+    """A current pregnancy with gestational age measured today, optional early bleeding."""
+    data = [
+        condition(SNOMED, "77386006", onset=day(-40), display="Pregnant"),
+        observation("11884-4", value=ga_weeks_today, unit="wk", date=day(0)),
+    ]
+    if bleeding_days_ago is not None:
+        data.append(condition(SNOMED, "54048003", onset=day(-bleeding_days_ago), display="Threatened abortion"))
+    if intrauterine:
+        data.append(condition(SNOMED, "65727000", onset=day(-14), display="Intrauterine pregnancy"))
+    return [*data, *extra]
+
+
+def topics(cds, hook, *resources, drafts=(), selections=None):
+    body = hook_request(hook, *resources, drafts=drafts, selections=selections)
+    return {c["source"]["topic"]["code"]: c for c in cds.cards(hook, body)}
+
+
+# -- E8.6a -----------------------------------------------------------------------------
+def test_e8_6a_warns_on_selected_progesterone_in_rpl(cds):
+    cards = topics(cds, "order-select", losses(2), drafts=(progesterone_order(rid="prog-1"),))
+    card = cards["E8.6a"]
+    assert card["indicator"] == "warning"
+    actions = card["suggestions"][0]["actions"]
+    assert actions == [{"type": "delete", "description": actions[0]["description"], "resourceId": "MedicationRequest/prog-1"}]
+    assert card["selectionBehavior"] == "any"
+    assert all(r["display"] for r in card["overrideReasons"])
+    assert "MedicationRequest/prog-1" in card["detail"] and "progesterone" in card["detail"]
+
+
+def test_e8_6a_only_judges_the_selected_order_on_order_select(cds):
+    drafts = (progesterone_order(rid="prog-1"), observation_free_order())
+    cards = topics(cds, "order-select", losses(2), drafts=drafts, selections=("MedicationRequest/other-1",))
+    assert "E8.6a" not in cards
+
+
+def observation_free_order():
+    from tests.builders import RXNORM, medication_request
+
+    return medication_request(RXNORM, "161", rid="other-1", display="acetaminophen")
+
+
+def test_e8_6a_judges_every_draft_on_order_sign(cds):
+    assert "E8.6a" in topics(cds, "order-sign", losses(2), drafts=(progesterone_order(rid="prog-1"), observation_free_order()))
+
+
+def test_e8_6a_silent_without_rpl(cds):
+    assert topics(cds, "order-select", losses(1), drafts=(progesterone_order(rid="p"),)) == {}
+
+
+def test_e8_6a_on_patient_view_for_active_progesterone_without_delete(cds):
+    card = topics(cds, "patient-view", rpl_diagnosis(), progesterone_order(status="active"))["E8.6a"]
+    assert "suggestions" not in card and card["overrideReasons"]
+
+
+def test_e8_6a_recognises_dutch_atc_coded_dydrogesterone(cds):
+    from tests.builders import ATC, medication_request
+
+    order = medication_request(ATC, "G03DB01", rid="dydro", display="dydrogesteron")
+    assert "E8.6a" in topics(cds, "order-sign", losses(2), drafts=(order,))
+
+
+# -- E8.6b -----------------------------------------------------------------------------
+def test_e8_6b_suggests_progesterone_400mg_twice_daily_until_16_weeks(cds):
+    cards = topics(cds, "patient-view", losses(3), *pregnancy())
+    card = cards["E8.6b"]
+    order = card["suggestions"][0]["actions"][0]["resource"]
+    parse(order)
+    dosage = order["dosageInstruction"][0]
+    assert dosage["doseAndRate"][0]["doseQuantity"]["value"] == 400
+    assert dosage["timing"]["repeat"]["frequency"] == 2
+    assert dosage["route"]["coding"][0]["code"] == "16857009"  # vaginal
+    # 9+0 weeks today: 16+0 is 49 days away
+    assert dosage["timing"]["repeat"]["boundsPeriod"]["end"] == (TODAY + timedelta(days=49)).isoformat()
+    assert "E8.6a" not in cards
+
+
+def test_e8_6b_endorsed_order_gets_no_warning(cds):
+    assert topics(cds, "order-select", losses(3), *pregnancy(), drafts=(progesterone_order(rid="p"),)) == {}
+
+
+def test_e8_6b_not_already_ordered(cds):
+    assert "E8.6b" not in topics(cds, "patient-view", losses(3), *pregnancy(), progesterone_order(status="active"))
+
+
+def test_two_losses_are_not_enough_for_e8_6b(cds):
+    assert "E8.6b" not in topics(cds, "patient-view", losses(2), *pregnancy())
+    assert "E8.6a" in topics(cds, "order-sign", losses(2), *pregnancy(), drafts=(progesterone_order(rid="p"),))
+
+
+@pytest.mark.parametrize("bleeding_days_ago,endorsed", [(1, True), (0, False)])
+def test_bleeding_at_11_6_counts_at_12_0_does_not(cds, bleeding_days_ago, endorsed):
+    # Gestational age today is 12+0: bleeding yesterday was at 11+6.
+    cards = topics(cds, "patient-view", losses(3), *pregnancy(ga_weeks_today=12, bleeding_days_ago=bleeding_days_ago))
+    assert ("E8.6b" in cards) is endorsed
+
+
+def test_no_e8_6b_without_confirmed_intrauterine_pregnancy(cds):
+    assert "E8.6b" not in topics(cds, "patient-view", losses(3), *pregnancy(intrauterine=False))
+
+
+def test_no_e8_6b_without_bleeding(cds):
+    assert "E8.6b" not in topics(cds, "patient-view", losses(3), *pregnancy(bleeding_days_ago=None))
+
+
+def test_no_e8_6b_from_16_weeks(cds):
+    assert "E8.6b" not in topics(cds, "patient-view", losses(3), *pregnancy(ga_weeks_today=16, bleeding_days_ago=40))
+
+
+def test_refuted_pregnancy_is_no_pregnancy(cds):
+    data = pregnancy()
+    data[0]["verificationStatus"]["coding"][0]["code"] = "refuted"
+    assert "E8.6b" not in topics(cds, "patient-view", losses(3), *data)
+
+
+# -- E8.6c -----------------------------------------------------------------------------
+def scan(crl_mm=None, sac_mm=None, heart=None, when=-1):
+    out = []
+    if crl_mm is not None:
+        out.append(observation("11957-8", value=crl_mm, unit="mm", date=day(when)))
+    if sac_mm is not None:
+        out.append(observation("11850-5", value=sac_mm, unit="mm", date=day(when)))
+    if heart is not None:
+        out.append(observation("11948-7", value=heart, unit="/min", date=day(when)))
+    return out
+
+
+@pytest.mark.parametrize(
+    "findings,stop",
+    [
+        (lambda: [condition(SNOMED, "34801009", onset=day(-2), display="Ectopic pregnancy")], True),
+        (lambda: scan(crl_mm=8, heart=0), True),
+        (lambda: scan(crl_mm=7, heart=0), False),
+        (lambda: scan(crl_mm=8, heart=150), False),
+        (lambda: scan(sac_mm=26, heart=0), True),
+        (lambda: scan(sac_mm=25, heart=0), False),
+        (lambda: [condition(SNOMED, "54048003", onset=day(-1), severity="24484000")], True),
+    ],
+    ids=["ectopic", "crl-8-no-heart", "crl-7-no-heart", "crl-8-heart", "sac-26-empty", "sac-25-empty", "severe-bleeding"],
+)
+def test_e8_6c_stops_progesterone(cds, findings, stop):
+    cards = topics(cds, "order-sign", losses(3), *pregnancy(extra=tuple(findings())), drafts=(progesterone_order(rid="p"),))
+    if stop:
+        assert cards["E8.6c"]["indicator"] == "critical"
+        assert "E8.6a" not in cards  # one card about the order, the most urgent
+        assert cards["E8.6c"]["suggestions"][0]["actions"][0]["resourceId"] == "MedicationRequest/p"
+    else:
+        assert "E8.6c" not in cards
+
+
+def test_e8_6c_needs_no_rpl(cds):
+    ectopic = condition(SNOMED, "34801009", onset=day(-2))
+    preg = condition(SNOMED, "77386006", onset=day(-40))
+    assert "E8.6c" in topics(cds, "order-select", ectopic, preg, drafts=(progesterone_order(rid="p"),))
+
+
+def test_resolved_ectopic_is_not_a_stop(cds):
+    ectopic = condition(SNOMED, "34801009", onset=day(-400), clinical="resolved")
+    assert "E8.6c" not in topics(cds, "order-select", losses(2), ectopic, drafts=(progesterone_order(rid="p"),))

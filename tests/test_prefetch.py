@@ -1,0 +1,227 @@
+"""Prefetch and FHIR fetch: use prefetch, fetch what is missing (mocked FHIR server), or 412."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import responses
+from responses import matchers
+
+from tests.builders import PID, bundle, hook_request, losses, patient, prefetch, rpl_diagnosis, tsh
+from tests.conftest import FHIR_BASE
+
+AUTH = {"access_token": "secret-token-123", "token_type": "Bearer", "expires_in": 300,
+        "scope": "patient/*.read", "subject": "rpl-cds"}
+
+
+def mock_server(rsps, *resources, patient_status=200, token="secret-token-123"):
+    """A FHIR server answering the service's reads and searches from the given resources."""
+    headers = [matchers.header_matcher({"Authorization": f"Bearer {token}"})] if token else []
+    rsps.add(responses.GET, f"{FHIR_BASE}/Patient/{PID}", json=patient() if patient_status == 200 else {},
+             status=patient_status, match=headers)
+    for rtype in ("Condition", "Observation", "MedicationRequest", "MedicationStatement", "ServiceRequest", "Procedure"):
+        rsps.add(responses.GET, re.compile(rf"{re.escape(FHIR_BASE)}/{rtype}\?.*"),
+                 json=bundle(*[r for r in resources if r["resourceType"] == rtype]), match=headers)
+
+
+def topics(response):
+    return sorted(c["source"]["topic"]["code"] for c in response.get_json()["cards"])
+
+
+@responses.activate
+def test_everything_fetched_when_no_prefetch(client):
+    mock_server(responses, rpl_diagnosis())
+    body = hook_request("patient-view", fhirServer=FHIR_BASE, fhirAuthorization=AUTH)
+    del body["prefetch"]
+    r = client.post("/cds-services/rpl-patient-view", json=body)
+    assert r.status_code == 200, r.get_data(as_text=True)
+    assert topics(r) == ["D3.2", "D5.1a"]
+    assert len(responses.calls) == 7
+    searched = {c.request.url.split("?")[0].rsplit("/", 1)[-1] for c in responses.calls}
+    assert searched >= {"Condition", "Observation", "MedicationRequest"}
+    assert all(f"patient={PID}" in c.request.url for c in responses.calls if "?" in c.request.url)
+
+
+@responses.activate
+def test_only_missing_keys_are_fetched(client):
+    mock_server(responses, rpl_diagnosis())
+    data = prefetch()  # no Condition in prefetch...
+    del data["conditions"]  # ...and the key is missing: fetch it
+    body = hook_request("patient-view", data=data, fhirServer=FHIR_BASE, fhirAuthorization=AUTH)
+    r = client.post("/cds-services/rpl-patient-view", json=body)
+    assert topics(r) == ["D3.2", "D5.1a"]
+    assert [c.request.url.split("?")[0] for c in responses.calls] == [f"{FHIR_BASE}/Condition"]
+
+
+@responses.activate
+def test_operation_outcome_in_prefetch_is_fetched(client):
+    mock_server(responses, rpl_diagnosis())
+    data = prefetch()
+    data["conditions"] = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "timeout"}]}
+    body = hook_request("patient-view", data=data, fhirServer=FHIR_BASE, fhirAuthorization=AUTH)
+    assert topics(client.post("/cds-services/rpl-patient-view", json=body)) == ["D3.2", "D5.1a"]
+
+
+@responses.activate
+def test_null_prefetch_key_is_not_fetched(client):
+    data = prefetch()
+    data["conditions"] = None
+    body = hook_request("patient-view", data=data, fhirServer=FHIR_BASE, fhirAuthorization=AUTH)
+    assert client.post("/cds-services/rpl-patient-view", json=body).status_code == 200
+    assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_fetch_without_token_sends_no_authorization(client):
+    mock_server(responses, token=None)
+    body = hook_request("patient-view", fhirServer=FHIR_BASE)
+    del body["prefetch"]
+    assert client.post("/cds-services/rpl-patient-view", json=body).status_code == 200
+    assert all("Authorization" not in c.request.headers for c in responses.calls)
+
+
+@responses.activate
+def test_next_links_are_followed(client):
+    first = bundle(rpl_diagnosis())
+    first["link"] = [{"relation": "next", "url": f"{FHIR_BASE}/Condition?page=2"}]
+    responses.add(responses.GET, f"{FHIR_BASE}/Condition?page=2", json=bundle(losses(3)))
+    responses.add(responses.GET, re.compile(rf"{re.escape(FHIR_BASE)}/Condition\?patient=.*"), json=first)
+    data = prefetch()
+    del data["conditions"]
+    body = hook_request("patient-view", data=data, fhirServer=FHIR_BASE)
+    r = client.post("/cds-services/rpl-patient-view", json=body)
+    assert r.status_code == 200
+    assert len(responses.calls) == 2
+    # page content is merged: the loss count from page 2 is used
+    d32 = next(c for c in r.get_json()["cards"] if c["source"]["topic"]["code"] == "D3.2")
+    assert "Pregnancy losses: 3" in d32["detail"]
+
+
+@responses.activate
+def test_paginated_prefetch_bundle_is_completed_from_the_server(client):
+    data = prefetch(losses(2))
+    data["observations"]["link"] = [{"relation": "next", "url": f"{FHIR_BASE}/Observation?page=2"}]
+    responses.add(responses.GET, f"{FHIR_BASE}/Observation?page=2", json=bundle(tsh(2.0, date="2026-10-01")))
+    body = hook_request("patient-view", data=data, fhirServer=FHIR_BASE)
+    r = client.post("/cds-services/rpl-patient-view", json=body)
+    assert topics(r) == ["D3.2"]  # the TSH on page 2 was seen: no D5.1a
+
+
+@responses.activate
+def test_too_many_pages_is_412(tmp_path):
+    from service import create_app
+    from tests.conftest import make_settings
+
+    app = create_app(make_settings(tmp_path, fhir_max_pages=2))
+    looping = bundle()
+    looping["link"] = [{"relation": "next", "url": f"{FHIR_BASE}/Condition?page=again"}]
+    responses.add(responses.GET, re.compile(rf"{re.escape(FHIR_BASE)}/Condition.*"), json=looping)
+    data = prefetch()
+    del data["conditions"]
+    r = app.test_client().post("/cds-services/rpl-patient-view", json=hook_request("patient-view", data=data, fhirServer=FHIR_BASE))
+    assert r.status_code == 412
+    assert "more than 2 pages" in r.get_json()["issue"][0]["diagnostics"]
+    app.extensions["rpl"].close()
+
+
+def _412(response, text):
+    assert response.status_code == 412, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["resourceType"] == "OperationOutcome"
+    assert text in body["issue"][0]["diagnostics"]
+
+
+def test_missing_prefetch_without_fhir_server_is_412(client):
+    data = prefetch()
+    del data["observations"]
+    _412(client.post("/cds-services/rpl-patient-view", json=hook_request("patient-view", data=data)), "no fhirServer")
+
+
+@responses.activate
+def test_fhir_server_not_on_allowlist_is_412_and_nothing_is_sent(client):
+    data = prefetch()
+    del data["observations"]
+    body = hook_request("patient-view", data=data, fhirServer="https://evil.example.com/fhir", fhirAuthorization=AUTH)
+    _412(client.post("/cds-services/rpl-patient-view", json=body), "allowlist")
+    assert len(responses.calls) == 0
+
+
+@pytest.mark.parametrize("status,text", [(500, "HTTP 500"), (401, "refused access"), (403, "refused access")])
+@responses.activate
+def test_fhir_server_errors_are_412(client, status, text):
+    responses.add(responses.GET, re.compile(rf"{re.escape(FHIR_BASE)}/Observation.*"), json={}, status=status)
+    data = prefetch()
+    del data["observations"]
+    _412(client.post("/cds-services/rpl-patient-view", json=hook_request("patient-view", data=data, fhirServer=FHIR_BASE)), text)
+
+
+@responses.activate
+def test_unreachable_fhir_server_is_412(client):
+    import requests
+
+    responses.add(responses.GET, re.compile(rf"{re.escape(FHIR_BASE)}/Observation.*"), body=requests.ConnectionError("down"))
+    data = prefetch()
+    del data["observations"]
+    _412(client.post("/cds-services/rpl-patient-view", json=hook_request("patient-view", data=data, fhirServer=FHIR_BASE)), "not reachable")
+
+
+@responses.activate
+def test_redirect_to_another_host_is_not_followed(client):
+    responses.add(responses.GET, re.compile(rf"{re.escape(FHIR_BASE)}/Observation.*"), status=302,
+                  headers={"Location": "https://elsewhere.example.net/steal"})
+    data = prefetch()
+    del data["observations"]
+    r = client.post("/cds-services/rpl-patient-view", json=hook_request("patient-view", data=data, fhirServer=FHIR_BASE))
+    _412(r, "redirected to another host")
+    assert all("elsewhere" not in c.request.url for c in responses.calls)
+
+
+@responses.activate
+def test_redirect_on_the_same_host_is_followed(client):
+    responses.add(responses.GET, re.compile(rf"{re.escape(FHIR_BASE)}/Observation\?patient.*"), status=301,
+                  headers={"Location": f"{FHIR_BASE}/Observation?moved=1"})
+    responses.add(responses.GET, f"{FHIR_BASE}/Observation?moved=1", json=bundle(losses(2)))
+    data = prefetch()
+    del data["observations"]
+    r = client.post("/cds-services/rpl-patient-view", json=hook_request("patient-view", data=data, fhirServer=FHIR_BASE))
+    assert topics(r) == ["D3.2", "D5.1a"]
+
+
+@responses.activate
+def test_oversized_fhir_response_is_refused(tmp_path):
+    from service import create_app
+    from tests.conftest import make_settings
+
+    app = create_app(make_settings(tmp_path, fhir_max_response_bytes=5000))
+    big = bundle(*[losses(2) for _ in range(100)])
+    responses.add(responses.GET, re.compile(rf"{re.escape(FHIR_BASE)}/Observation.*"), body=json.dumps(big))
+    data = prefetch()
+    del data["observations"]
+    r = app.test_client().post("/cds-services/rpl-patient-view", json=hook_request("patient-view", data=data, fhirServer=FHIR_BASE))
+    _412(r, "larger than allowed")
+    app.extensions["rpl"].close()
+
+
+@responses.activate
+def test_missing_patient_is_no_data_not_an_error(client):
+    mock_server(responses, rpl_diagnosis(), patient_status=404)
+    body = hook_request("patient-view", fhirServer=FHIR_BASE, fhirAuthorization=AUTH)
+    del body["prefetch"]
+    assert client.post("/cds-services/rpl-patient-view", json=body).status_code == 200
+
+
+def test_prefetch_resources_of_another_patient_are_ignored(cds):
+    other = rpl_diagnosis(pid="someone-else")
+    assert cds.topics("patient-view", hook_request("patient-view", other)) == []
+
+
+@responses.activate
+def test_token_never_in_logs(client, caplog):
+    mock_server(responses, rpl_diagnosis())
+    body = hook_request("patient-view", fhirServer=FHIR_BASE, fhirAuthorization=AUTH)
+    del body["prefetch"]
+    with caplog.at_level("DEBUG"):
+        client.post("/cds-services/rpl-patient-view", json=body)
+    assert "secret-token-123" not in caplog.text

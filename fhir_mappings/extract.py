@@ -116,6 +116,8 @@ TSH_DEFAULT_RANGE = (0.4, 4.0)
 ANTIBODY_DEFAULT_CUTOFF = 40.0
 # Two miscarriage Conditions dated this close together are one event recorded twice.
 SAME_LOSS_EVENT_DAYS = 30
+# A gestational age measured this long before a loss tells the age at the loss.
+GA_AT_LOSS_LOOKBACK_DAYS = 42
 # A pregnancy Condition or positive test older than this is not a current pregnancy.
 PREGNANCY_CONDITION_MAX_DAYS = 300
 PREGNANCY_TEST_MAX_DAYS = 42
@@ -124,6 +126,8 @@ PREGNANCY_TEST_MAX_DAYS = 42
 @dataclass(frozen=True)
 class ExtractionSettings:
     antibody_cutoff: float = ANTIBODY_DEFAULT_CUTOFF
+    # A loss counts as a miscarriage up to this gestational age (ESHRE 24 weeks; older Dutch 20).
+    loss_week_limit: int = 24
 
 
 def extract(
@@ -172,7 +176,7 @@ def extract(
         patient_id=record.patient_id,
         today=today,
         age_years=_age(record.patient, today),
-        loss_count=_loss_count(observations, conditions_t, today),
+        loss_count=_loss_count(observations, conditions_t, findings, today, settings),
         rpl_diagnosis=_first_source(c for c in conditions_t if c.concept == "recurrent-pregnancy-loss" and c.active),
         miscarriage_sources=tuple(c.source for c in conditions_t if c.concept == "miscarriage"),
         antibodies=tuple(_antibody_history(test, labs) for test in APL_TESTS),
@@ -492,7 +496,11 @@ def _event_date(condition: ConditionFact) -> date | None:
 
 # -- loss count ---------------------------------------------------------------------
 def _loss_count(
-    observations: list[tuple[frozenset[str], Any]], conditions: tuple[ConditionFact, ...], today: date
+    observations: list[tuple[frozenset[str], Any]],
+    conditions: tuple[ConditionFact, ...],
+    findings: tuple[Finding, ...],
+    today: date,
+    settings: ExtractionSettings,
 ) -> LossCount | None:
     """The highest count the record supports, and where it came from."""
     candidates: list[LossCount] = []
@@ -509,7 +517,7 @@ def _loss_count(
             candidates.append(
                 LossCount(int(value), LossCountSource.OBSTETRIC_HISTORY, (_ref(latest_history[1]),), when)
             )
-    events = _distinct_losses([c for c in conditions if c.concept == "miscarriage"])
+    events = _distinct_losses(_miscarriages(conditions, findings, settings))
     if events:
         candidates.append(
             LossCount(len(events), LossCountSource.MISCARRIAGE_CONDITIONS, tuple(e.source for e in events))
@@ -521,6 +529,38 @@ def _loss_count(
         return None
     # Highest count wins; on a tie the order above (history, events, diagnosis) is kept.
     return max(candidates, key=lambda c: c.count)
+
+
+def _miscarriages(
+    conditions: tuple[ConditionFact, ...], findings: tuple[Finding, ...], settings: ExtractionSettings
+) -> list[ConditionFact]:
+    """Miscarriage Conditions that are losses by the RPL definition.
+
+    Left out: a 'miscarriage' recorded with an ectopic or molar pregnancy of the
+    same dates (Synthea records a tubal pregnancy also as 'miscarriage in first
+    trimester'; ectopic and molar pregnancies do not count), and a loss whose
+    gestational age, from a GA Observation in the weeks before, was beyond the
+    configured week limit.
+    """
+    not_losses = [
+        _event_date(c) for c in conditions if c.concept in ("ectopic-pregnancy", "molar-pregnancy") and _event_date(c)
+    ]
+    ga_findings = [f for f in findings if f.what == "gestational-age" and f.value is not None and f.date is not None]
+    kept = []
+    for condition in conditions:
+        if condition.concept != "miscarriage":
+            continue
+        when = _event_date(condition)
+        if when is not None and any(abs((when - other).days) < SAME_LOSS_EVENT_DAYS for other in not_losses):
+            continue
+        if when is not None:
+            before = [f for f in ga_findings if 0 <= (when - f.date).days <= GA_AT_LOSS_LOOKBACK_DAYS]
+            if before:
+                latest = max(before, key=lambda f: f.date)
+                if int(latest.value) + (when - latest.date).days > settings.loss_week_limit * 7:
+                    continue
+        kept.append(condition)
+    return kept
 
 
 def _distinct_losses(miscarriages: list[ConditionFact]) -> list[ConditionFact]:
@@ -810,7 +850,7 @@ def _daily_dose_mg(model: Any) -> float | None:
             per_day = 1.0
             repeat = dosage.timing.repeat if dosage.timing else None
             if repeat is not None and repeat.frequency:
-                period_days = (repeat.period or 1) * _PERIOD_DAYS.get(repeat.periodUnit or "d", 0)
+                period_days = float(repeat.period or 1) * _PERIOD_DAYS.get(repeat.periodUnit or "d", 0)
                 if not period_days:
                     return None
                 per_day = float(repeat.frequency) / float(period_days)

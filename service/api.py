@@ -19,7 +19,7 @@ from cards.i18n import Translator
 from cards.model import RuleContext
 from cards.orders import OrderBuilder
 from cards.rules import evaluate
-from fhir_mappings.extract import ExtractionSettings, extract
+from fhir_mappings.extract import extract
 from fhir_mappings.record import gather
 
 from .errors import ApiError
@@ -105,7 +105,7 @@ def call_service(service_id: str):
         draft_orders=getattr(context, "draftOrders", None),
         selections=getattr(context, "selections", ()),
     )
-    facts = extract(record, rt.valuesets, rt.today(), ExtractionSettings(antibody_cutoff=rt.settings.antibody_cutoff))
+    facts = extract(record, rt.valuesets, rt.today(), rt.extraction)
     drafts = evaluate(facts, RuleContext(hook=service.hook, orders=OrderBuilder(rt.valuesets, context.patientId)))
     translate = Translator(rt.translations[_language(rt)])
     cards = [render_card(d, translate, rt.new_uuid) for d in drafts]

@@ -6,9 +6,11 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 
 from babel.support import NullTranslations
 
+from fhir_mappings.extract import ExtractionSettings
 from fhir_mappings.valuesets import ValueSetIndex
 
 from .config import Settings
@@ -28,6 +30,12 @@ class Runtime:
     translations: dict[str, NullTranslations]
     today: Callable[[], date]
     new_uuid: Callable[[], str]
+
+    @cached_property
+    def extraction(self) -> ExtractionSettings:
+        return ExtractionSettings(
+            antibody_cutoff=self.settings.antibody_cutoff, loss_week_limit=self.settings.loss_week_limit
+        )
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

@@ -1,8 +1,10 @@
-"""D5.1 - Thyroid function in RPL.
+"""D5.1 - Thyroid function in RPL (NVOG 2022 part D, module 5.1).
 
-D5.1a (NVOG 2022 part D, module 5.1): screen thyroid function (TSH) before
-conception. When: RPL and no usable TSH result in the last 12 months, and no
-TSH ordered or in the draft orders. Then: suggest a TSH ServiceRequest.
+D5.1a: screen thyroid function (TSH) before conception. When: RPL and no
+usable TSH result in the last 12 months, and no TSH ordered or in the draft
+orders. Then: suggest a TSH ServiceRequest.
+D5.1b (TPO antibodies not standard) is a row of the discouraged-order table.
+D5.1c: free T4 when TSH is abnormal (below).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 
-from fhir_mappings.facts import PatientFacts
+from fhir_mappings.facts import Interpretation, PatientFacts
 
 from .common import lab_fact, loss_fact, when
 from .i18n import Text, _
@@ -57,3 +59,52 @@ def d5_1a(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
             ),
         ),
     )
+
+
+# -- D5.1c -------------------------------------------------------------------------
+FT4 = _("Free T4")
+# A free T4 up to 30 days before the TSH still belongs to it (often the same sample).
+FT4_PAIRING = timedelta(days=30)
+
+
+def paired_ft4(facts: PatientFacts):
+    """The latest free T4 that belongs to the latest TSH, or None."""
+    tsh = facts.tsh
+    if tsh is None or tsh.date is None:
+        return None
+    ft4 = [r for r in facts.results("free-t4") if r.date is not None and r.date >= tsh.date - FT4_PAIRING]
+    return ft4[-1] if ft4 else None
+
+
+def tsh_abnormal(facts: PatientFacts) -> bool:
+    return facts.tsh is not None and facts.tsh.interpretation in (Interpretation.HIGH, Interpretation.LOW)
+
+
+def d5_1c(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
+    """D5.1c - Free T4 when TSH is abnormal (NVOG 2022 part D, module 5.1).
+
+    When: RPL, the latest TSH outside the lab's reference range (else 0.4-4.0
+    mIU/L), no free T4 belonging to it, none ordered. Then: suggest free T4.
+    """
+    if not facts.has_rpl or not tsh_abnormal(facts) or paired_ft4(facts) is not None:
+        return
+    if facts.has_order("free-t4") is not None:
+        return
+    order = ctx.orders.service_request("free-t4", Text(FT4))
+    yield CardDraft(
+        rec_id="D5.1c",
+        indicator=Indicator.INFO,
+        summary=Text(_("TSH outside the reference range: check free T4")),
+        facts=(lab_fact(TSH, facts.tsh), _range_fact(facts.tsh), Text(_("No free T4 with this TSH"))),
+        advice=(Text(_("When TSH is abnormal, measure free T4 to tell overt from subclinical thyroid disease.")),),
+        suggestions=(Suggestion(Text(_("Order free T4")), (Action("create", Text(_("Order %(test)s"), {"test": Text(FT4)}), resource=order),), recommended=True),),
+    )
+
+
+def _range_fact(result) -> Text:
+    if result.reference_low is not None or result.reference_high is not None:
+        return Text(_("Reference range of the lab: %(low)s-%(high)s %(unit)s"), {
+            "low": f"{result.reference_low:g}" if result.reference_low is not None else "",
+            "high": f"{result.reference_high:g}" if result.reference_high is not None else "",
+            "unit": result.unit})
+    return Text(_("No reference range from the lab: 0.4-4.0 mIU/L used"))

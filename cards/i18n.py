@@ -69,8 +69,8 @@ class Translator:
         if isinstance(text, str):
             return self._translations.gettext(text) if text else text
         params = {key: self._param(value) for key, value in text.params.items()}
-        translated = self._translations.gettext(text.msgid)
-        return translated % params if params else translated
+        # Always %-format, so a literal '%%' becomes '%' with or without parameters.
+        return self._translations.gettext(text.msgid) % params
 
     def _param(self, value: Any) -> Any:
         if isinstance(value, Text):

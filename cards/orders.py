@@ -29,7 +29,7 @@ ROUTES = {
 @dataclass(frozen=True)
 class Dose:
     text: Text
-    mg: float
+    mg: float | None  # None: the prescriber sets the dose (the catalogue names none)
     times_per_day: int
     route: str
     until: date | None = None
@@ -74,12 +74,13 @@ class OrderBuilder:
                     "text": dose.text,
                     "timing": timing,
                     "route": {"coding": [ROUTES[dose.route]]},
-                    "doseAndRate": [
-                        {"doseQuantity": {"value": dose.mg, "unit": "mg", "system": UCUM, "code": "mg"}}
-                    ],
                 }
             ],
         }
+        if dose.mg is not None:
+            resource["dosageInstruction"][0]["doseAndRate"] = [
+                {"doseQuantity": {"value": dose.mg, "unit": "mg", "system": UCUM, "code": "mg"}}
+            ]
         if reason is not None:
             resource["reasonCode"] = [reason]
         return resource

@@ -47,7 +47,8 @@ APL_TESTS = (
     "anti-beta2-glycoprotein-igg",
     "anti-beta2-glycoprotein-igm",
 )
-LAB_TESTS = frozenset({*APL_TESTS, "tsh", "free-t4", "tpo-antibodies", "karyotype", "bmi"})
+QUALITATIVE_TESTS = frozenset({"karyotype", "pregnancy-tissue-genetics"})
+LAB_TESTS = frozenset({*APL_TESTS, "tsh", "free-t4", "tpo-antibodies", "bmi", *QUALITATIVE_TESTS})
 PREGNANCY_OBSERVATIONS = frozenset(
     {
         "gestational-age",
@@ -101,6 +102,7 @@ INTERPRETATION_CODES = {
     "H": Interpretation.HIGH, "HH": Interpretation.HIGH, "HU": Interpretation.HIGH, ">": Interpretation.HIGH,
     "L": Interpretation.LOW, "LL": Interpretation.LOW, "LU": Interpretation.LOW, "<": Interpretation.LOW,
     "N": Interpretation.NORMAL,
+    "A": Interpretation.ABNORMAL, "AA": Interpretation.ABNORMAL,
     "POS": Interpretation.POSITIVE, "DET": Interpretation.POSITIVE,
     "NEG": Interpretation.NEGATIVE, "ND": Interpretation.NEGATIVE,
 }
@@ -141,6 +143,7 @@ def extract(
     conditions: list[ConditionFact] = []
     procedures: list[tuple[frozenset[str], Any]] = []
     orders: list[OrderFact] = []
+    by_reference = {_raw_ref(r): r for r in record.resources if r.get("id")}
     for raw in record.resources:
         rtype = raw.get("resourceType")
         if rtype == "Observation":
@@ -160,13 +163,13 @@ def extract(
                 if model is not None:
                     procedures.append((names, model))
         elif rtype in ("MedicationRequest", "MedicationStatement", "ServiceRequest"):
-            order = _order(raw, record, valuesets, draft=False)
+            order = _order(raw, record, valuesets, by_reference, draft=False)
             if order is not None and _order_on_record(raw, order):
                 orders.append(order)
     drafts = tuple(
         order
         for raw in record.draft_orders
-        if (order := _order(raw, record, valuesets, draft=True)) is not None
+        if (order := _order(raw, record, valuesets, by_reference, draft=True)) is not None
     )
 
     labs, unusable = _lab_results(observations, today, settings)
@@ -348,13 +351,22 @@ def _range_bound(quantity: Any, test: str) -> float | None:
 
 
 def _lab_result(test: str, obs: Any, settings: ExtractionSettings) -> LabResult:
+    if test in QUALITATIVE_TESTS:  # e.g. "46,XX,t(11;22)": text, never a number
+        return LabResult(test=test, source=_ref(obs), date=_observation_date(obs),
+                         interpretation=_interpretation(obs), text=obs.valueString or _text(obs.valueCodeableConcept))
     value, unit, comparator, text = _numeric(obs)
     when = _observation_date(obs)
     flagged = _interpretation(obs)
     qualitative = _qualitative(obs) if value is None else None
     base = dict(test=test, source=_ref(obs), date=when, comparator=comparator, text=text)
     if value is None:
-        return LabResult(**base, interpretation=flagged or qualitative)
+        judged = flagged or qualitative
+        if test in APL_TESTS or test == "tpo-antibodies":
+            if judged in (Interpretation.HIGH, Interpretation.ABNORMAL):
+                judged = Interpretation.POSITIVE
+            elif judged in (Interpretation.NORMAL, Interpretation.LOW):
+                judged = Interpretation.NEGATIVE
+        return LabResult(**base, interpretation=judged)
     converted = convert(test, value, unit)
     if converted is None:
         return LabResult(**base, value=value, original_unit=unit, unit_known=False)
@@ -388,11 +400,11 @@ def _judge(
     is_antibody = test in APL_TESTS or test == "tpo-antibodies"
     if low is None and high is None:
         if flagged is not None:
-            if is_antibody and flagged in (Interpretation.HIGH, Interpretation.POSITIVE):
+            if is_antibody and flagged in (Interpretation.HIGH, Interpretation.POSITIVE, Interpretation.ABNORMAL):
                 return Interpretation.POSITIVE
             if is_antibody and flagged in (Interpretation.NORMAL, Interpretation.NEGATIVE, Interpretation.LOW):
                 return Interpretation.NEGATIVE
-            return flagged
+            return None if flagged is Interpretation.ABNORMAL else flagged
         if test == "tsh":
             low, high = TSH_DEFAULT_RANGE
         elif test in APL_TESTS and test != "lupus-anticoagulant":
@@ -673,7 +685,12 @@ def _pregnancy(
                     sources = []
                     break
     if not sources:
-        return PregnancyFacts()
+        # No current pregnancy on record, but an active ectopic pregnancy or a recent
+        # non-viable scan still forbids starting progesterone (E8.6c).
+        def recent(when: date | None) -> bool:
+            return when is not None and 0 <= (today - when).days <= PREGNANCY_TEST_MAX_DAYS
+
+        return PregnancyFacts(contraindications=_progesterone_contraindications(conditions, findings, recent))
 
     ga_days, ga_source = _gestational_age(findings, today)
     start = today - timedelta(days=ga_days) if ga_days is not None else (since - timedelta(days=42) if since else None)
@@ -793,7 +810,11 @@ def _medication_concept(raw: Mapping[str, Any], record: PatientRecord) -> Mappin
 
 
 def _order(
-    raw: Mapping[str, Any], record: PatientRecord, valuesets: ValueSetIndex, draft: bool
+    raw: Mapping[str, Any],
+    record: PatientRecord,
+    valuesets: ValueSetIndex,
+    by_reference: Mapping[str, Mapping[str, Any]],
+    draft: bool,
 ) -> OrderFact | None:
     rtype = raw.get("resourceType")
     concept = raw.get("code") if rtype == "ServiceRequest" else _medication_concept(raw, record)
@@ -808,6 +829,11 @@ def _order(
     for reason in getattr(model, "reasonCode", None) or []:
         for system, code in _codes(reason):
             reasons |= valuesets.names_for(system, code)
+    # reasonReference: the Condition or Observation the order cites, when it is in the data.
+    for reason in getattr(model, "reasonReference", None) or []:
+        cited = by_reference.get(reason.reference or "")
+        if cited is not None:
+            reasons |= valuesets.classify(cited.get("code"))
     display = _display(concept) or reference
     return OrderFact(
         reference=reference,

@@ -35,6 +35,7 @@ class Interpretation(str, Enum):
     NORMAL = "normal"
     POSITIVE = "positive"
     NEGATIVE = "negative"
+    ABNORMAL = "abnormal"  # abnormal without a direction (v3 'A', 'AA')
 
 
 @dataclass(frozen=True)

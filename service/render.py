@@ -40,7 +40,11 @@ def detail(draft: CardDraft, t: Translator) -> str:
     lines = [f"**{t(_('Based on'))}**", ""]
     lines += [f"- {_md_escape(t(fact))}" for fact in draft.facts]
     lines += ["", f"**{t(_('Recommendation'))}**", ""]
-    lines += [t(advice) for advice in draft.advice]
+    advice = [t(a) for a in draft.advice]
+    lines += [f"- {a}" for a in advice] if len(advice) > 1 else advice
+    if draft.links:
+        lines += ["", f"**{t(_('More information'))}**", ""]
+        lines += [f"- [{_md_escape(t(link.label))}]({link.url})" for link in draft.links]
     lines += ["", f"*{t(_('Source'))}: {rec.module} ({draft.rec_id}: {t(rec.title_text)})*"]
     return "\n".join(lines)
 

@@ -16,7 +16,7 @@ import requests
 from service.cli import EXAMPLES, example
 
 EXPECTED = {
-    "patient-view": {"D3.2", "D5.1a"},
+    "patient-view": {"C", "D3.2", "D5.1a", "D6", "E1", "E5.6", "E8.5", "S1"},
     "order-select": {"E8.2"},
     "order-sign": {"E8.2", "E8.6a"},
 }
@@ -36,7 +36,8 @@ def _free_port() -> int:
 @pytest.fixture
 def running_service(tmp_path):
     port = _free_port()
-    env = {**os.environ, "RPL_DATABASE_URL": f"sqlite:///{tmp_path / 'fb.sqlite3'}"}
+    env = {**os.environ, "RPL_DATABASE_URL": f"sqlite:///{tmp_path / 'fb.sqlite3'}",
+           "RPL_AUTH_ENABLED": "false"}  # the demo sends no JWT; tests/test_auth.py covers authentication
     cli = Path(sys.executable).parent / "rpl-cds"
     log = tmp_path / "serve.log"
     with log.open("wb") as out:

@@ -37,7 +37,7 @@ def test_everything_fetched_when_no_prefetch(client):
     del body["prefetch"]
     r = client.post("/cds-services/rpl-patient-view", json=body)
     assert r.status_code == 200, r.get_data(as_text=True)
-    assert topics(r) == ["D3.2", "D5.1a"]
+    assert {"D3.2", "D5.1a"} <= set(topics(r))
     assert len(responses.calls) == 7
     searched = {c.request.url.split("?")[0].rsplit("/", 1)[-1] for c in responses.calls}
     assert searched >= {"Condition", "Observation", "MedicationRequest"}
@@ -51,7 +51,7 @@ def test_only_missing_keys_are_fetched(client):
     del data["conditions"]  # ...and the key is missing: fetch it
     body = hook_request("patient-view", data=data, fhirServer=FHIR_BASE, fhirAuthorization=AUTH)
     r = client.post("/cds-services/rpl-patient-view", json=body)
-    assert topics(r) == ["D3.2", "D5.1a"]
+    assert {"D3.2", "D5.1a"} <= set(topics(r))
     assert [c.request.url.split("?")[0] for c in responses.calls] == [f"{FHIR_BASE}/Condition"]
 
 
@@ -61,7 +61,7 @@ def test_operation_outcome_in_prefetch_is_fetched(client):
     data = prefetch()
     data["conditions"] = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "timeout"}]}
     body = hook_request("patient-view", data=data, fhirServer=FHIR_BASE, fhirAuthorization=AUTH)
-    assert topics(client.post("/cds-services/rpl-patient-view", json=body)) == ["D3.2", "D5.1a"]
+    assert {"D3.2", "D5.1a"} <= set(topics(client.post("/cds-services/rpl-patient-view", json=body)))
 
 
 @responses.activate
@@ -106,7 +106,7 @@ def test_paginated_prefetch_bundle_is_completed_from_the_server(client):
     responses.add(responses.GET, f"{FHIR_BASE}/Observation?page=2", json=bundle(tsh(2.0, date="2026-10-01")))
     body = hook_request("patient-view", data=data, fhirServer=FHIR_BASE)
     r = client.post("/cds-services/rpl-patient-view", json=body)
-    assert topics(r) == ["D3.2"]  # the TSH on page 2 was seen: no D5.1a
+    assert "D3.2" in topics(r) and "D5.1a" not in topics(r)  # the TSH on page 2 was seen
 
 
 @responses.activate
@@ -186,7 +186,7 @@ def test_redirect_on_the_same_host_is_followed(client):
     data = prefetch()
     del data["observations"]
     r = client.post("/cds-services/rpl-patient-view", json=hook_request("patient-view", data=data, fhirServer=FHIR_BASE))
-    assert topics(r) == ["D3.2", "D5.1a"]
+    assert {"D3.2", "D5.1a"} <= set(topics(r))
 
 
 @responses.activate

@@ -1,0 +1,70 @@
+"""C - Risk factors and healthy behaviour: one lifestyle card (topic "C").
+
+The catalogue allows C1.1-C2.6 to share one card; the male partner's
+lifestyle (D7, E7) joins it. When: RPL. Then: a counsel card whose detail
+lists each point with its module number; personalised lines first: current
+smoker (C2.1, stronger wording), BMI outside 18.5-25 (C2.2), age 40 or over
+(C1.1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from fhir_mappings.facts import PatientFacts
+
+from .common import loss_fact, when
+from .i18n import Text, _
+from .model import CardDraft, Indicator, RuleContext
+
+IDS = ("C", "C1.1", "C1.2", "C1.3", "C2.1", "C2.2", "C2.3", "C2.4", "C2.5", "C2.6")
+HEALTHY_BMI = (18.5, 25.0)
+LOW_RISK_AGE = (20, 35)
+HIGH_RISK_AGE = 40
+
+POINTS = (
+    _("C1.1 Age: the risk of miscarriage is lowest between 20 and 35 and rises quickly from 40."),
+    _("C1.2 Stress is associated with recurrent pregnancy loss, but there is no evidence that it causes it."),
+    _("C1.3 Avoid exposure to pesticides, heavy metals and similar agents at work or at home; make sure an occupational physician is available."),
+    _("C2.1 Advise both partners to stop smoking."),
+    _("C2.2 Aim for a healthy body weight."),
+    _("C2.3 In pregnancy, at most 200 mg caffeine a day."),
+    _("C2.4 Physical activity is good for overall health; its effect on the chance of a live birth is unknown."),
+    _("C2.5 Limit alcohol before conception; no alcohol in pregnancy."),
+    _("C2.6 No (soft) drugs before conception or in pregnancy; refer to specialist mental-health care when needed."),
+    _("D7/E7 Male partner: stop smoking, healthy weight, limit alcohol, normal physical activity."),
+)
+
+
+def c_lifestyle(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
+    if not facts.has_rpl:
+        return
+    personal: list[Text] = []
+    fact_lines: list[Text] = [loss_fact(facts)]
+    if facts.smoking_current is not None:
+        personal.append(Text(_("C2.1 She smokes: advise her and her partner firmly to stop, and offer support to quit.")))
+        fact_lines.append(Text(_("Smoking status: %(status)s on %(date)s (%(source)s)"), {
+            "status": facts.smoking_current.value or "-", "date": when(facts.smoking_current.date),
+            "source": facts.smoking_current.source}))
+    bmi = facts.bmi
+    if bmi is not None and bmi.value is not None and not (HEALTHY_BMI[0] <= bmi.value <= HEALTHY_BMI[1]):
+        personal.append(Text(_("C2.2 BMI %(bmi)s is outside 18.5-25: discuss reaching a healthy weight."), {"bmi": f"{bmi.value:g}"}))
+        fact_lines.append(Text(_("BMI: %(value)s on %(date)s (%(source)s)"), {
+            "value": bmi.display_value(), "date": when(bmi.date), "source": bmi.source}))
+    age = facts.age_years
+    if age is not None:
+        fact_lines.append(Text(_("Age: %(age)s years"), {"age": age}))
+        if age >= HIGH_RISK_AGE:
+            personal.append(Text(_("C1.1 At %(age)s the risk of a new miscarriage is higher: it rises quickly from 40."), {"age": age}))
+    summary = (
+        Text(_("Recurrent pregnancy loss: advise both partners to stop smoking, and discuss healthy behaviour"))
+        if facts.smoking_current is not None
+        else Text(_("Recurrent pregnancy loss: discuss healthy behaviour with both partners"))
+    )
+    yield CardDraft(
+        rec_id="C",
+        indicator=Indicator.INFO,
+        summary=summary,
+        facts=tuple(fact_lines),
+        advice=(*personal, *(Text(p) for p in POINTS)),
+    )

@@ -1,0 +1,206 @@
+"""Test scenarios named after the catalogue ID: for every ID at least one case
+where its card fires and one where it must not.
+
+A scenario is a patient record (resources), the hook, the draft orders, and
+whether the card with that ID is expected. ``tests/test_catalogue.py`` runs
+them all; ``SCENARIOS["E8.6b"]`` finds every case of one recommendation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import cache
+
+from cards.discouraged_orders import TABLE
+from fhir_mappings.valuesets import ATC, RXNORM, ValueSetIndex
+from tests.builders import (
+    ICD10, ICD10CM, LOINC, SNOMED, apl_panel, condition, ft4, losses, medication_request, miscarriage, observation,
+    rpl_diagnosis, service_request, tsh,
+)
+from tests.conftest import TODAY
+
+
+@dataclass(frozen=True)
+class Scenario:
+    rec_id: str
+    name: str  # "fires-..." or "silent-..."
+    hook: str
+    resources: tuple = ()
+    drafts: tuple = ()
+    birth: str = "1990-05-01"
+    selections: tuple | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def fires(self) -> bool:
+        return self.name.startswith("fires")
+
+    @property
+    def id(self) -> str:
+        return f"{self.rec_id}/{self.name}"
+
+
+def day(offset: int) -> str:
+    return (TODAY + timedelta(days=offset)).isoformat()
+
+
+@cache
+def _valuesets() -> ValueSetIndex:
+    return ValueSetIndex.load()
+
+
+def order_of(concept: str, rid: str | None = None, status: str = "draft", **kw) -> dict:
+    """A draft order coded with the first code of the value set (MedicationRequest for drugs)."""
+    preferred = _valuesets().preferred(concept)
+    rid = rid or f"{concept}-order"
+    if preferred.system in (RXNORM, ATC):
+        return medication_request(preferred.system, preferred.code, rid=rid, status=status, display=preferred.display, **kw)
+    return service_request(preferred.system, preferred.code, rid=rid, status=status, display=preferred.display)
+
+
+def pregnancy(ga_weeks: float = 9, bleeding_days_ago: int | None = None, intrauterine: bool = True) -> tuple:
+    data = [condition(SNOMED, "77386006", onset=day(-40)), observation("11884-4", value=ga_weeks, unit="wk", date=day(0))]
+    if bleeding_days_ago is not None:
+        data.append(condition(SNOMED, "54048003", onset=day(-bleeding_days_ago)))
+    if intrauterine:
+        data.append(condition(SNOMED, "65727000", onset=day(-14)))
+    return tuple(data)
+
+
+def persistent_apl() -> tuple:
+    return (*apl_panel("2026-01-05", positive=("anticardiolipin-igg",)), *apl_panel("2026-04-20", positive=("anticardiolipin-igg",)))
+
+
+RPL = (losses(2),)
+APS = (losses(3), *persistent_apl())
+ONE_LOSS = (losses(1),)
+S = Scenario
+
+# -- the discouraged-order table: one pair per row, built from the row itself -----------
+CUSTOM_ROWS = {"E3.1", "E5.1c", "E5.3", "E8.4", "E8.5"}
+TABLE_SCENARIOS = [
+    s
+    for row in TABLE
+    if row.rec_id not in CUSTOM_ROWS
+    for s in (
+        S(row.rec_id, f"fires-{row.concepts[0]}-ordered-in-rpl", "order-sign", RPL, (order_of(row.concepts[-1]),)),
+        S(row.rec_id, "silent-after-a-single-miscarriage", "order-sign", ONE_LOSS, (order_of(row.concepts[0]),)),
+        S(row.rec_id, "silent-when-not-among-the-selections", "order-select", RPL,
+          (order_of(row.concepts[0]), order_of("tsh", rid="tsh-draft")), selections=("ServiceRequest/tsh-draft",)),
+    )
+]
+UNEXPLAINED_ONLY = [
+    S(row.rec_id, "silent-when-rpl-is-explained-by-aps", "order-sign", APS, (order_of(row.concepts[0]),))
+    for row in TABLE
+    if row.applies.__name__ == "unexplained_rpl"
+]
+
+THROMBOPHILIA = condition(ICD10CM, "D68.51")  # ICD-10-CM: activated protein C resistance (factor V Leiden)
+
+LOGIC_SCENARIOS = [
+    # C - lifestyle card (carries C1.1-C2.6)
+    S("C", "fires-for-rpl", "patient-view", RPL),
+    S("C", "silent-after-a-single-miscarriage", "patient-view", ONE_LOSS),
+    S("C", "silent-on-order-sign", "order-sign", RPL, (order_of("tsh"),)),
+    # D3.2, D5.1a: see also tests/test_d3_2.py, tests/test_d5_1.py
+    S("D3.2", "fires-without-antibody-results", "patient-view", RPL),
+    S("D3.2", "silent-with-all-five-results", "patient-view", (*RPL, *apl_panel("2026-02-01"))),
+    S("D5.1a", "fires-without-tsh", "patient-view", RPL),
+    S("D5.1a", "silent-with-tsh-this-year", "patient-view", (*RPL, tsh(2.0, date="2026-05-01"))),
+    # D5.1c
+    S("D5.1c", "fires-tsh-6.5-without-ft4", "patient-view", (*RPL, tsh(6.5))),
+    S("D5.1c", "fires-tsh-low-without-ft4", "patient-view", (*RPL, tsh(0.1))),
+    S("D5.1c", "silent-tsh-4.0-is-in-range", "patient-view", (*RPL, tsh(4.0))),
+    S("D5.1c", "silent-ft4-with-the-tsh", "patient-view", (*RPL, tsh(6.5), ft4(14.0, low=12, high=22))),
+    S("D5.1c", "fires-above-the-labs-own-range", "patient-view", (*RPL, tsh(3.8, low=0.3, high=3.5))),
+    # D6
+    S("D6", "fires-without-uterine-imaging", "patient-view", RPL),
+    S("D6", "silent-after-a-hysteroscopy", "patient-view", (*RPL, {
+        "resourceType": "Procedure", "id": "hsc", "status": "completed", "subject": {"reference": "Patient/pat-1"},
+        "code": {"coding": [{"system": SNOMED, "code": "88355005"}]}, "performedDateTime": "2025-10-01"})),
+    S("D6", "silent-when-ultrasound-is-ordered", "patient-view", (*RPL, order_of("uterine-imaging", status="active"))),
+    # E1 (with D1)
+    S("E1", "fires-for-rpl", "patient-view", RPL),
+    S("E1", "silent-after-a-single-miscarriage", "patient-view", ONE_LOSS),
+    S("D1", "fires-within-the-e1-card", "patient-view", RPL, extra={"topic": "E1"}),
+    S("D1", "silent-after-a-single-miscarriage", "patient-view", ONE_LOSS, extra={"topic": "E1"}),
+    # E2
+    S("E2", "fires-balanced-translocation-carrier", "patient-view", (*RPL, condition(ICD10, "Q95.0"))),
+    S("E2", "fires-abnormal-karyotype", "patient-view", (*RPL, observation("29770-5", string="46,XX,t(11;22)", interpretation="A"))),
+    S("E2", "silent-normal-karyotype", "patient-view", (*RPL, observation("29770-5", string="46,XX", interpretation="N"))),
+    S("E2", "silent-when-already-referred", "patient-view", (*RPL, condition(ICD10, "Q95.0"), order_of("genetic-counselling", status="active"))),
+    # E3.2
+    S("E3.2", "fires-aps-three-losses", "patient-view", APS),
+    S("E3.2", "fires-two-losses-persistent-antibodies", "patient-view", (losses(2), *persistent_apl())),
+    S("E3.2", "fires-aps-diagnosis-three-losses", "patient-view", (losses(3), condition(SNOMED, "26843008"))),
+    S("E3.2", "silent-aps-diagnosis-two-losses-without-persistence", "patient-view", (losses(2), condition(SNOMED, "26843008"))),
+    S("E3.2", "silent-positive-once", "patient-view", (losses(3), *apl_panel("2026-04-20", positive=("anticardiolipin-igg",)))),
+    S("E3.2", "silent-when-aspirin-is-active", "patient-view", (*APS, order_of("low-dose-aspirin", status="active"))),
+    # E3.1 (table row with its own condition)
+    S("E3.1", "fires-lmwh-in-hereditary-thrombophilia", "order-sign", (*RPL, THROMBOPHILIA), (order_of("heparins"),)),
+    S("E3.1", "silent-with-aps", "order-sign", (*APS, THROMBOPHILIA), (order_of("heparins"),)),
+    S("E3.1", "silent-without-thrombophilia", "order-sign", APS, (order_of("heparins"),)),
+    # E4
+    S("E4", "fires-prednisolone-citing-nk-cells-in-explained-rpl", "order-sign", APS, (
+        {**order_of("prednisolone-prednisone"), "reasonCode": [{"coding": [{"system": LOINC, "code": "18267-5"}]}]},)),
+    S("E4", "silent-without-an-immune-reason", "order-sign", APS, (order_of("prednisolone-prednisone"),)),
+    # E5.1a / E5.1b / E5.1c
+    S("E5.1a", "fires-tsh-high-ft4-low", "patient-view", (*RPL, tsh(12.0), ft4(8.0, low=12, high=22))),
+    S("E5.1a", "fires-hypothyroidism-without-treatment", "patient-view", (*RPL, condition(SNOMED, "40930008"))),
+    S("E5.1a", "silent-when-levothyroxine-is-active", "patient-view", (*RPL, condition(SNOMED, "40930008"), order_of("levothyroxine", status="active"))),
+    S("E5.1a", "silent-tsh-high-ft4-normal", "patient-view", (*RPL, tsh(12.0), ft4(15.0, low=12, high=22))),
+    S("E5.1b", "fires-tsh-above-10-ft4-normal", "patient-view", (*RPL, tsh(10.5), ft4(15.0, low=12, high=22))),
+    S("E5.1b", "fires-tsh-6.5-ft4-normal-counsel", "patient-view", (*RPL, tsh(6.5), ft4(15.0, low=12, high=22))),
+    S("E5.1b", "silent-tsh-4.0", "patient-view", (*RPL, tsh(4.0), ft4(15.0, low=12, high=22))),
+    S("E5.1b", "silent-without-ft4", "patient-view", (*RPL, tsh(6.5))),
+    S("E5.1c", "fires-levothyroxine-for-tpo-with-normal-tsh", "order-sign",
+      (*RPL, tsh(2.0), observation("8099-4", value=120, unit="IU/mL", high=35)), (order_of("levothyroxine"),)),
+    S("E5.1c", "silent-tpo-negative", "order-sign",
+      (*RPL, tsh(2.0), observation("8099-4", value=10, unit="IU/mL", high=35)), (order_of("levothyroxine"),)),
+    S("E5.1c", "silent-tsh-high", "order-sign",
+      (*RPL, tsh(12.0), observation("8099-4", value=120, unit="IU/mL", high=35)), (order_of("levothyroxine"),)),
+    # E5.3
+    S("E5.3", "fires-metformin-without-diabetes", "order-sign", RPL, (order_of("metformin"),)),
+    S("E5.3", "silent-with-diabetes", "order-sign", (*RPL, condition(SNOMED, "44054006")), (order_of("metformin"),)),
+    # E5.6
+    S("E5.6", "fires-for-rpl", "patient-view", RPL),
+    S("E5.6", "silent-when-vitamin-d-is-taken", "patient-view", (*RPL, order_of("vitamin-d", status="active"))),
+    # E6.3
+    S("E6.3", "fires-pregnant-after-second-trimester-loss", "patient-view",
+      (*RPL, condition(SNOMED, "85116003", onset="2025-04-01", clinical="resolved"), *pregnancy())),
+    S("E6.3", "silent-when-not-pregnant", "patient-view", (*RPL, condition(SNOMED, "85116003", onset="2025-04-01", clinical="resolved"))),
+    # E8.4
+    S("E8.4", "fires-lmwh-in-unexplained-rpl", "order-sign", RPL, (order_of("heparins"),)),
+    S("E8.4", "fires-aspirin-80mg-in-unexplained-rpl", "order-sign", RPL, (order_of("low-dose-aspirin", dose_mg=80),)),
+    S("E8.4", "silent-aspirin-500mg-is-not-low-dose", "order-sign", RPL, (order_of("low-dose-aspirin", dose_mg=500),)),
+    S("E8.4", "silent-in-aps", "order-sign", APS, (order_of("heparins"),)),
+    # E8.5 / S3
+    S("E8.5", "fires-counsel-for-rpl", "patient-view", RPL),
+    S("E8.5", "fires-warning-high-dose-for-rpl", "order-sign", RPL, (
+        {**order_of("folic-acid", dose_mg=5), "reasonCode": [{"coding": [{"system": SNOMED, "code": "102878001"}]}]},)),
+    S("E8.5", "silent-high-dose-without-rpl-reason", "order-sign", RPL, (order_of("folic-acid", dose_mg=5),)),
+    S("E8.5", "silent-when-folic-acid-is-taken", "patient-view", (*RPL, order_of("folic-acid", status="active"))),
+    S("S3", "fires-after-a-single-miscarriage", "patient-view", ONE_LOSS),
+    S("S3", "silent-pregnant-beyond-12-weeks", "patient-view", (*ONE_LOSS, *pregnancy(ga_weeks=13))),
+    # E8.6: see tests/test_e8_6.py for every boundary
+    S("E8.6a", "fires-progesterone-in-rpl", "order-select", RPL, (order_of("progesterone"),)),
+    S("E8.6a", "silent-without-rpl", "order-select", ONE_LOSS, (order_of("progesterone"),)),
+    S("E8.6b", "fires-bleeding-before-12-weeks-after-3-losses", "patient-view", (losses(3), *pregnancy(bleeding_days_ago=7))),
+    S("E8.6b", "silent-after-2-losses", "patient-view", (losses(2), *pregnancy(bleeding_days_ago=7))),
+    S("E8.6c", "fires-ectopic", "order-sign", (losses(2), condition(SNOMED, "34801009", onset=day(-1))), (order_of("progesterone"),)),
+    S("E8.6c", "silent-without-finding", "order-sign", (losses(2), *pregnancy()), (order_of("progesterone"),)),
+    # S1, S2, S4
+    S("S1", "fires-after-a-miscarriage", "patient-view", (miscarriage("2026-09-01"),)),
+    S("S1", "silent-without-a-miscarriage", "patient-view", ()),
+    S("S2", "fires-pregnant-9-weeks-after-a-miscarriage", "patient-view", (*ONE_LOSS, *pregnancy())),
+    S("S2", "silent-pregnant-without-earlier-miscarriage", "patient-view", pregnancy()),
+    S("S2", "silent-beyond-the-first-trimester", "patient-view", (*ONE_LOSS, *pregnancy(ga_weeks=15))),
+    S("S4", "fires-active-missed-miscarriage", "patient-view", (condition(SNOMED, "16607004", onset=day(-2)),)),
+    S("S4", "silent-resolved-missed-miscarriage", "patient-view", (condition(SNOMED, "16607004", onset=day(-200), clinical="resolved"),)),
+]
+
+ALL = [*TABLE_SCENARIOS, *UNEXPLAINED_ONLY, *LOGIC_SCENARIOS]
+SCENARIOS: dict[str, list[Scenario]] = {}
+for _s in ALL:
+    SCENARIOS.setdefault(_s.rec_id, []).append(_s)

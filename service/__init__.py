@@ -13,7 +13,7 @@ from flask_cors import CORS
 from cards.i18n import load_translations
 from fhir_mappings.valuesets import ValueSetIndex
 
-from . import errors, logs
+from . import auth, errors, logs
 from .api import bp
 from .config import Settings, load_settings
 from .feedback import FeedbackStore
@@ -63,5 +63,6 @@ def create_app(
         max_age=600,
     )
     errors.init_app(app)
+    auth.init_app(app, settings)
     app.register_blueprint(bp)
     return app

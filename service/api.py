@@ -7,7 +7,6 @@ rules -> cards -> response.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
@@ -22,14 +21,27 @@ from cards.rules import evaluate
 from fhir_mappings.extract import extract
 from fhir_mappings.record import gather
 
+from . import auth
 from .errors import ApiError
 from .prefetch import PrefetchUnavailable, resolve
-from .protocol import CONTEXTS, CdsResponse, Discovery, FeedbackRequest, HookRequest, validation_messages
+from .protocol import (
+    CONTEXTS,
+    CdsResponse,
+    Discovery,
+    FeedbackRequest,
+    HookRequest,
+    InputLimitError,
+    JsonLimits,
+    load_json,
+    validation_messages,
+)
+from .replay import ReplayCacheUnavailable
 from .render import render_card
 from .runtime import Runtime
 
 bp = Blueprint("cds", __name__)
 audit = logging.getLogger("rpl_cds.audit")
+log = logging.getLogger(__name__)
 
 JSON_TYPES = ("application/json", "application/fhir+json")
 
@@ -44,7 +56,9 @@ def _json_body() -> Any:
         raise ApiError(415, "the body must be JSON (Content-Type: application/json)")
     raw = request.get_data(cache=False)  # 413 above the configured size limit
     try:
-        return json.loads(raw)
+        return load_json(raw, JsonLimits.of(runtime().settings))
+    except InputLimitError as exc:
+        raise ApiError(400, str(exc)) from None
     except RecursionError:
         raise ApiError(400, "the JSON body is nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
@@ -66,10 +80,8 @@ def discovery():
 
 @bp.post("/cds-services/<service_id>")
 def call_service(service_id: str):
-    started = time.perf_counter()
     rt = runtime()
     service = _service(service_id)
-    g.audit = {"service": service_id}
     body = _json_body()
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be a JSON object")
@@ -110,7 +122,6 @@ def call_service(service_id: str):
     translate = Translator(rt.translations[_language(rt)])
     cards = [render_card(d, translate, rt.new_uuid) for d in drafts]
     g.audit["cards"] = [d.rec_id for d in drafts]
-    g.audit["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
     return jsonify(CdsResponse(cards=cards).dump())
 
 
@@ -125,7 +136,6 @@ def _language(rt: Runtime) -> str:
 @bp.post("/cds-services/<service_id>/feedback")
 def feedback(service_id: str):
     _service(service_id)
-    g.audit = {"service": service_id, "feedback": True}
     body = _json_body()
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be a JSON object")
@@ -153,10 +163,44 @@ def readyz():
     return response
 
 
+# -- authentication and the audit log: every call but the health probes ---------------------
+UNAUDITED = frozenset({"cds.healthz", "cds.readyz"})
+
+
+@bp.before_app_request
+def _authenticate():
+    """Start the audit record, then let only an authenticated CDS client through."""
+    if request.endpoint in UNAUDITED:
+        return None
+    started = time.perf_counter()
+    g.audit = {"endpoint": (request.endpoint or "none").removeprefix("cds."), "started": started}
+    service_id = (request.view_args or {}).get("service_id")
+    if service_id is not None:
+        g.audit["service"] = service_id[:100]
+    if request.method == "OPTIONS":  # CORS preflight: no token, no data
+        return None
+    try:
+        client = auth.authenticate_request(runtime().settings)
+    except auth.AuthError:
+        return auth.unauthorized()
+    except ReplayCacheUnavailable as exc:
+        log.error("authentication impossible: %s", exc)
+        raise ApiError(503, "authentication is unavailable; try again later") from None
+    if client is not None:
+        g.audit["iss"] = client.iss
+        if client.tenant:
+            g.audit["tenant"] = client.tenant[:100]
+    return None
+
+
 @bp.after_app_request
 def _audit_line(response):
+    """One JSON line per call: what was called, by whom, with what outcome; never patient data or tokens."""
     record = getattr(g, "audit", None)
     if record is not None:
+        started = record.pop("started", None)
         record["status"] = response.status_code
+        if started is not None:
+            record["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
         audit.info("call", extra={"audit": record})
     return response

@@ -6,13 +6,100 @@ given comma-separated (``RPL_FHIR_SERVER_ALLOWLIST=https://a/fhir,https://b/fhir
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+import jwt
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
+
+# Asymmetric JWS algorithms only: CDS Hooks forbids 'none' and every HMAC (shared-secret) algorithm.
+ASYMMETRIC_ALGORITHMS = frozenset({"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"})
+LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _trusted_url(url: str) -> str:
+    """https, or http to this machine only (a local development JWKS)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.netloc:
+        return url
+    if parts.scheme == "http" and parts.hostname in LOOPBACK:
+        return url
+    raise ValueError(f"{url!r} is not an https URL")
+
+
+def _check_jwks(jwks: Any) -> dict[str, Any]:
+    """A JWK Set of public signing keys, each with a unique kid."""
+    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list) or not jwks["keys"]:
+        raise ValueError('jwks must be a JWK Set: {"keys": [...]}')
+    kids = set()
+    for key in jwks["keys"]:
+        kid = key.get("kid") if isinstance(key, dict) else None
+        if not isinstance(kid, str) or not kid or kid in kids:
+            raise ValueError("every key in jwks needs its own kid")
+        kids.add(kid)
+        if key.get("kty") not in ("EC", "RSA", "OKP"):
+            raise ValueError(f"jwks key {kid!r}: kty must be EC, RSA or OKP (no shared-secret keys)")
+        if "d" in key:
+            raise ValueError(f"jwks key {kid!r} holds a private key; give the public key only")
+        try:
+            jwt.PyJWK(key)
+        except jwt.PyJWTError as exc:
+            raise ValueError(f"jwks key {kid!r} is not a usable key ({type(exc).__name__})") from None
+    return jwks
+
+
+class IssuerConfig(BaseModel):
+    """One trusted CDS client (JWT issuer) and where its public keys come from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    iss: str = Field(min_length=1)
+    jku_allowlist: tuple[str, ...] = ()
+    jwks_url: str | None = None
+    jwks: dict[str, Any] | None = None
+    jwks_file: Path | None = None
+    tenants: tuple[str, ...] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_jwks_file(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("jwks_file"):
+            if data.get("jwks") is not None:
+                raise ValueError("give jwks or jwks_file, not both")
+            try:
+                data = {**data, "jwks": json.loads(Path(data["jwks_file"]).read_text(encoding="utf-8"))}
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"cannot read jwks_file {data['jwks_file']}: {exc}") from None
+        return data
+
+    @field_validator("jku_allowlist")
+    @classmethod
+    def _jkus(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_trusted_url(url) for url in value)
+
+    @field_validator("jwks_url")
+    @classmethod
+    def _jwks_url(cls, value: str | None) -> str | None:
+        return _trusted_url(value) if value is not None else None
+
+    @field_validator("jwks")
+    @classmethod
+    def _jwks(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _check_jwks(value) if value is not None else None
+
+    @model_validator(mode="after")
+    def _has_keys(self) -> IssuerConfig:
+        if not (self.jku_allowlist or self.jwks_url or self.jwks):
+            raise ValueError(f"issuer {self.iss!r} needs jku_allowlist, jwks_url, jwks or jwks_file")
+        return self
+
+
+IssuerList = Annotated[tuple[IssuerConfig, ...], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -47,6 +134,20 @@ class Settings(BaseSettings):
     database_url: str = Field("sqlite:///rpl-cds-feedback.sqlite3", description="Feedback store: SQLAlchemy URL (sqlite:///file or postgresql+psycopg://...).")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
 
+    # -- authentication of the CDS client (JWT) and hostile input -----------------
+    auth_enabled: bool = Field(True, description="Require a signed JWT from the CDS client; false only for development (logs a WARNING at every start).")
+    auth_issuers: IssuerList = Field((), description="Trusted JWT issuers as JSON: [{iss, jku_allowlist, jwks_url, jwks, jwks_file, tenants}].")
+    auth_issuers_file: IssuerList = Field((), description="Path of a JSON file with more trusted issuers (same shape as RPL_AUTH_ISSUERS).")
+    auth_algorithms: CommaList = Field(("ES384", "RS384"), description="JWS algorithms accepted; asymmetric only (never none or HS*).")
+    auth_clock_skew_seconds: int = Field(60, ge=0, le=600, description="Clock skew allowed when checking JWT exp and iat.")
+    auth_max_token_age_seconds: int = Field(3600, ge=60, le=86_400, description="Longest JWT lifetime (exp - iat) accepted.")
+    auth_jwks_cache_seconds: int = Field(300, ge=0, le=86_400, description="Seconds a fetched JWK Set is kept.")
+    auth_jwks_timeout: float = Field(5.0, gt=0, le=60, description="Seconds to connect to, and to read, a JWK Set URL.")
+    replay_cache_url: str = Field("", description="Where used JWT ids are remembered: empty = in this process; redis://host:6379/0 = shared by all workers.")
+    max_bundle_entries: int = Field(10_000, ge=1, description="Most entries in a Bundle of the request (draftOrders, prefetch); 400 above.")
+    max_json_depth: int = Field(64, ge=8, le=500, description="Deepest JSON nesting accepted in a request body; 400 above.")
+    max_string_length: int = Field(100_000, ge=1_000, description="Longest JSON string accepted in a request body; 400 above.")
+
     @field_validator("cors_origins", "fhir_server_allowlist", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
@@ -61,6 +162,68 @@ class Settings(BaseSettings):
             if url != "*" and not url.startswith(("http://", "https://")):
                 raise ValueError(f"{url!r} is not an http(s) URL")
         return tuple(u.rstrip("/") for u in value)
+
+    @field_validator("auth_issuers", mode="before")
+    @classmethod
+    def _json_issuers(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return json.loads(value) if value.strip() else ()
+            except ValueError as exc:
+                raise ValueError(f"not valid JSON ({exc})") from None
+        return value
+
+    @field_validator("auth_issuers_file", mode="before")
+    @classmethod
+    def _issuers_file(cls, value: object) -> object:
+        if isinstance(value, (str, Path)):
+            if not str(value).strip():
+                return ()
+            try:
+                return json.loads(Path(value).read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"cannot read issuers from {value}: {exc}") from None
+        return value
+
+    @field_validator("auth_algorithms", mode="before")
+    @classmethod
+    def _split_algorithms(cls, value: object) -> object:
+        return cls._split(value)
+
+    @field_validator("auth_algorithms")
+    @classmethod
+    def _asymmetric(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("give at least one algorithm")
+        for alg in value:
+            if alg.lower() == "none" or alg.upper().startswith("HS"):
+                raise ValueError(f"{alg} is not allowed: CDS Hooks forbids unsigned and HMAC (shared-secret) JWTs")
+            if alg not in ASYMMETRIC_ALGORITHMS:
+                raise ValueError(f"{alg} is not a known asymmetric JWS algorithm ({', '.join(sorted(ASYMMETRIC_ALGORITHMS))})")
+        return value
+
+    @field_validator("replay_cache_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be empty (in-process) or a redis://, rediss:// or unix:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _issuers_trusted(self) -> Settings:
+        names = [i.iss for i in self.trusted_issuers]
+        if len(names) != len(set(names)):
+            raise ValueError("RPL_AUTH_ISSUERS / RPL_AUTH_ISSUERS_FILE: an iss is configured twice")
+        if self.auth_enabled and not names:
+            raise ValueError(
+                "RPL_AUTH_ENABLED is true but no issuer is trusted: set RPL_AUTH_ISSUERS or RPL_AUTH_ISSUERS_FILE "
+                "(or RPL_AUTH_ENABLED=false for development only)"
+            )
+        return self
+
+    @property
+    def trusted_issuers(self) -> tuple[IssuerConfig, ...]:
+        return self.auth_issuers + self.auth_issuers_file
 
     @field_validator("extra_valuesets_dir")
     @classmethod
@@ -79,7 +242,12 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         lines = []
-        for error in exc.errors():
-            field = ".".join(str(p) for p in error["loc"]) or "settings"
-            lines.append(f"  RPL_{field.upper()}: {error['msg']}")
+        for error in exc.errors(include_url=False, include_input=False):
+            message = error["msg"].removeprefix("Value error, ")
+            if not error["loc"]:  # a check across settings: the message names the variables
+                lines.append(f"  {message}")
+                continue
+            head, *rest = error["loc"]
+            where = f"RPL_{str(head).upper()}" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in rest)
+            lines.append(f"  {where}: {message}")
         raise ConfigError("Invalid configuration:\n" + "\n".join(lines)) from None

@@ -8,9 +8,13 @@ null or empty field ever leaves the service.
 
 from __future__ import annotations
 
+import json
+import operator
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
+from itertools import accumulate, count
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -19,6 +23,71 @@ FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 USER_PATIENT_VIEW = re.compile(r"^(Practitioner|PractitionerRole|Patient|RelatedPerson)/[A-Za-z0-9\-.]{1,64}$")
 USER_ORDERING = re.compile(r"^(Practitioner|PractitionerRole)/[A-Za-z0-9\-.]{1,64}$")
 REFERENCE = re.compile(r"^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")
+
+
+# -- limits on hostile input, checked before and right after parsing -----------------------
+@dataclass(frozen=True)
+class JsonLimits:
+    max_depth: int = 64
+    max_string_length: int = 100_000
+    max_bundle_entries: int = 10_000
+
+    @classmethod
+    def of(cls, settings: Any) -> JsonLimits:
+        return cls(settings.max_json_depth, settings.max_string_length, settings.max_bundle_entries)
+
+
+class InputLimitError(Exception):
+    """The body is well-formed but beyond a limit (HTTP 400)."""
+
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_BRACKET_STEPS = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
+
+
+def json_depth(raw: bytes) -> int:
+    """Deepest nesting of [] and {} outside strings, without parsing and at C speed:
+    drop the strings, keep only brackets, then the running sum of +1/-1 (as 2*opens - position)."""
+    steps = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS).translate(_BRACKET_STEPS)
+    return max(map(operator.sub, accumulate(steps), count(1)), default=0)
+
+
+def load_json(raw: bytes, limits: JsonLimits) -> Any:
+    """json.loads with the limits: nesting depth is checked before parsing (no deep recursion,
+    no huge structures built), string length and Bundle size right after."""
+    if json_depth(raw) > limits.max_depth:
+        raise InputLimitError(f"the JSON body is nested deeper than {limits.max_depth} levels")
+    data = json.loads(raw)
+    _check_sizes(data, limits)
+    return data
+
+
+def _check_sizes(data: Any, limits: JsonLimits) -> None:
+    stack: list[tuple[Any, tuple | None]] = [(data, None)]  # (value, (parent path, key)): path built on error only
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, str):
+            if len(value) > limits.max_string_length:
+                raise InputLimitError(f"{_path(where)}: a string longer than {limits.max_string_length} characters")
+        elif isinstance(value, dict):
+            entries = value.get("entry")
+            if value.get("resourceType") == "Bundle" and isinstance(entries, list) and len(entries) > limits.max_bundle_entries:
+                raise InputLimitError(f"{_path(where)}: a Bundle with more than {limits.max_bundle_entries} entries")
+            for key, item in value.items():
+                if len(key) > limits.max_string_length:
+                    raise InputLimitError(f"{_path(where)}: a key longer than {limits.max_string_length} characters")
+                stack.append((item, (where, key)))
+        elif isinstance(value, list):
+            stack.extend((item, (where, index)) for index, item in enumerate(value))
+
+
+def _path(where: tuple | None) -> str:
+    parts: list[str] = []
+    while where is not None:
+        where, key = where
+        parts.append(f"[{key}]" if isinstance(key, int) else f".{key[:40]}")
+    return "".join(reversed(parts)).lstrip(".") or "body"
 
 
 class _In(BaseModel):

@@ -34,6 +34,7 @@ def make_settings(tmp_path: Path, **overrides) -> Settings:
         fhir_server_allowlist=(FHIR_BASE,),
         language="en",
         fhir_retries=0,
+        auth_enabled=False,  # tests/test_auth.py turns it on
     )
     values.update(overrides)
     return Settings(**values)

@@ -4,7 +4,10 @@ NVOG 2022 part D, module 6: prefer transvaginal 3D ultrasound for congenital
 anomalies (2D for adenomyosis); when a Mullerian malformation is found,
 examine the kidneys and urinary tract too.
 When: RPL, no uterine imaging on record (completed Procedure) and none
-ordered. Then: suggest a transvaginal ultrasound order.
+ordered, and not pregnant now. Then: suggest a transvaginal ultrasound order.
+Reading: the assessment is part of the work-up before a next pregnancy; a
+3D scan for congenital anomalies is not what a pregnant woman needs, so the
+card waits until she is not pregnant.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ TVUS_3D = _("Transvaginal 3D ultrasound of the uterus")
 
 
 def d6(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
-    if not facts.has_rpl or facts.has_order("uterine-imaging") is not None:
+    if not facts.has_rpl or facts.pregnancy.current or facts.has_order("uterine-imaging") is not None:
         return
     if any(f.what == "uterine-imaging" for f in facts.findings):
         return

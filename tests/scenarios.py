@@ -119,6 +119,7 @@ LOGIC_SCENARIOS = [
     S("D6", "silent-after-a-hysteroscopy", "patient-view", (*RPL, {
         "resourceType": "Procedure", "id": "hsc", "status": "completed", "subject": {"reference": "Patient/pat-1"},
         "code": {"coding": [{"system": SNOMED, "code": "88355005"}]}, "performedDateTime": "2025-10-01"})),
+    S("D6", "silent-during-a-pregnancy", "patient-view", (*RPL, *pregnancy())),
     S("D6", "silent-when-ultrasound-is-ordered", "patient-view", (*RPL, order_of("uterine-imaging", status="active"))),
     # E1 (with D1)
     S("E1", "fires-for-rpl", "patient-view", RPL),

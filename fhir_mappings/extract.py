@@ -49,6 +49,9 @@ APL_TESTS = (
 )
 QUALITATIVE_TESTS = frozenset({"karyotype", "pregnancy-tissue-genetics"})
 LAB_TESTS = frozenset({*APL_TESTS, "tsh", "free-t4", "tpo-antibodies", "bmi", *QUALITATIVE_TESTS})
+# Tests of which the rules read only the latest usable result: a long lab history
+# of them is not validated beyond that result (speed; see _newest_usable).
+LATEST_ONLY = frozenset({"tsh", "free-t4", "tpo-antibodies", "bmi"})
 PREGNANCY_OBSERVATIONS = frozenset(
     {
         "gestational-age",
@@ -144,14 +147,17 @@ def extract(
     procedures: list[tuple[frozenset[str], Any]] = []
     orders: list[OrderFact] = []
     by_reference = {_raw_ref(r): r for r in record.resources if r.get("id")}
+    latest_only: dict[str, list[Mapping[str, Any]]] = {}
     for raw in record.resources:
         rtype = raw.get("resourceType")
         if rtype == "Observation":
             names = valuesets.classify(raw.get("code")) & OBSERVATION_SETS
-            if names and raw.get("status") in VALID_OBSERVATION_STATUS:
-                model = _parse_or_none(raw)
-                if model is not None:
-                    observations.append((names, model))
+            if not names or raw.get("status") not in VALID_OBSERVATION_STATUS:
+                continue
+            if len(names) == 1 and (test := next(iter(names))) in LATEST_ONLY:
+                latest_only.setdefault(test, []).append(raw)  # validated below, newest first
+            elif (model := _parse_or_none(raw)) is not None:
+                observations.append((names, model))
         elif rtype == "Condition":
             names = valuesets.classify(raw.get("code")) & CONDITION_SETS
             if names:
@@ -172,6 +178,8 @@ def extract(
         if (order := _order(raw, record, valuesets, by_reference, draft=True)) is not None
     )
 
+    for test, raws in latest_only.items():
+        observations.extend(_newest_usable(test, raws, today, settings))
     labs, unusable = _lab_results(observations, today, settings)
     findings = _findings(observations, procedures, today)
     conditions_t = tuple(conditions)
@@ -438,6 +446,44 @@ def _lab_results(
     usable = [r for r in kept if r.unit_known]
     unusable = [r for r in kept if not r.unit_known]
     return usable, unusable
+
+
+def _raw_date(raw: Mapping[str, Any]) -> date | None:
+    """The date of a raw Observation, read without validating it (for ordering only)."""
+    period = raw.get("effectivePeriod")
+    for value in (
+        raw.get("effectiveDateTime"),
+        period.get("start") or period.get("end") if isinstance(period, Mapping) else None,
+        raw.get("effectiveInstant"),
+        raw.get("issued"),
+    ):
+        if value is not None:
+            return as_date(value)
+    return None
+
+
+def _newest_usable(
+    test: str, raws: list[Mapping[str, Any]], today: date, settings: ExtractionSettings
+) -> list[tuple[frozenset[str], Any]]:
+    """For tests where only the latest result matters: validate newest first and stop
+    at the first result with a usable value. Newer results in an unknown unit, and
+    results of that same date (a preliminary may be superseded), are kept too."""
+    dated = sorted(raws, key=lambda r: _raw_date(r) or date.min, reverse=True)
+    kept: list[tuple[frozenset[str], Any]] = []
+    found: date | None = None
+    for raw in dated:
+        when = _raw_date(raw)
+        if when is not None and when > today:
+            continue
+        if found is not None and when != found:
+            break
+        model = _parse_or_none(raw)
+        if model is None:
+            continue
+        kept.append((frozenset({test}), model))
+        if found is None and _lab_result(test, model, settings).usable:
+            found = when
+    return kept
 
 
 def _latest(labs: list[LabResult], test: str) -> LabResult | None:

@@ -171,8 +171,16 @@ def test_dates_from_effective_period_or_issued(valuesets):
     issued = tsh(6.0)
     del issued["effectiveDateTime"]
     issued["issued"] = "2026-05-03T10:00:00Z"
-    facts = facts_of(valuesets, period, issued)
-    assert [str(r.date) for r in facts.results("tsh")] == ["2026-04-02", "2026-05-03"]
+    assert str(facts_of(valuesets, period).tsh.date) == "2026-04-02"
+    assert str(facts_of(valuesets, issued).tsh.date) == "2026-05-03"
+    assert str(facts_of(valuesets, period, issued).tsh.date) == "2026-05-03"
+
+
+def test_long_history_newest_result_in_unknown_unit_is_reported_older_usable_one_used(valuesets):
+    history = [tsh(2.0 + i / 10, date=f"20{10 + i}-03-01") for i in range(10)]
+    facts = facts_of(valuesets, *history, tsh(9.0, date="2026-10-01", unit="furlongs"))
+    assert facts.tsh.value == 2.9 and str(facts.tsh.date) == "2019-03-01"
+    assert [r.original_unit for r in facts.unusable_results] == ["furlongs"]
 
 
 @pytest.mark.parametrize(

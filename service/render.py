@@ -17,6 +17,12 @@ from .protocol import Action, Card, Coding, Link, Source, Suggestion
 
 UuidFactory = Callable[[], str]
 
+# Headings of the card detail (outside f-strings, where pybabel extract finds them).
+BASED_ON = _("Based on")
+RECOMMENDATION = _("Recommendation")
+MORE_INFORMATION = _("More information")
+SOURCE = _("Source")
+
 
 def _translate_resource(value: Any, t: Translator) -> Any:
     if isinstance(value, Text):
@@ -37,15 +43,15 @@ def _md_escape(text: str) -> str:
 
 def detail(draft: CardDraft, t: Translator) -> str:
     rec = recommendation(draft.rec_id)
-    lines = [f"**{t(_('Based on'))}**", ""]
+    lines = [f"**{t(BASED_ON)}**", ""]
     lines += [f"- {_md_escape(t(fact))}" for fact in draft.facts]
-    lines += ["", f"**{t(_('Recommendation'))}**", ""]
+    lines += ["", f"**{t(RECOMMENDATION)}**", ""]
     advice = [t(a) for a in draft.advice]
     lines += [f"- {a}" for a in advice] if len(advice) > 1 else advice
     if draft.links:
-        lines += ["", f"**{t(_('More information'))}**", ""]
+        lines += ["", f"**{t(MORE_INFORMATION)}**", ""]
         lines += [f"- [{_md_escape(t(link.label))}]({link.url})" for link in draft.links]
-    lines += ["", f"*{t(_('Source'))}: {rec.module} ({draft.rec_id}: {t(rec.title_text)})*"]
+    lines += ["", f"*{t(SOURCE)}: {rec.module} ({draft.rec_id}: {t(rec.title_text)})*"]
     return "\n".join(lines)
 
 

@@ -6,13 +6,10 @@ import itertools
 import uuid
 from typing import Any
 
-SNOMED = "http://snomed.info/sct"
-LOINC = "http://loinc.org"
-ICD10 = "http://hl7.org/fhir/sid/icd-10"
-ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
-RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
-ATC = "http://www.whocc.no/atc"
-UCUM = "http://unitsofmeasure.org"
+from cards.orders import UCUM
+from fhir_mappings.valuesets import ATC, ICD10, ICD10CM, LOINC, RXNORM, SNOMED
+
+__all__ = ["ATC", "ICD10", "ICD10CM", "LOINC", "RXNORM", "SNOMED", "UCUM"]  # re-exported for the tests
 
 PID = "pat-1"
 _ids = itertools.count(1)

@@ -7,9 +7,11 @@ E8.6a: do not prescribe progesterone to women with RPL to prevent a new
 E8.6b: progesterone 400 mg vaginally twice daily for a woman in a new
   pregnancy with >= 3 previous miscarriages, bleeding before 12 weeks and an
   intra-uterine pregnancy; continue to 16 weeks. When: all four facts are
-  recorded, gestational age is under 16 weeks, no E8.6c finding and no
-  progesterone ordered. Then: suggestion card with the MedicationRequest.
-  A progesterone order in that situation gets no warning.
+  recorded, gestational age is under 16 weeks, no E8.6c finding. Then, on
+  patient-view when no progesterone is ordered: a suggestion card with the
+  MedicationRequest. On order-select/order-sign a progesterone draft in that
+  situation gets no warning; when its dose or route differs from the endorsed
+  one, an info card offers to replace it (delete + create in one suggestion).
 E8.6c: never start progesterone with CRL > 7 mm without heart activity, a
   gestational sac > 25 mm without fetal parts, an ectopic pregnancy or a
   life-threatening bleeding. When: a progesterone order and any such finding
@@ -22,11 +24,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 
-from fhir_mappings.facts import Finding, PatientFacts
+from fhir_mappings.facts import Finding, OrderFact, PatientFacts
 
-from .common import loss_fact, order_fact, override, remove_draft, when
+from .common import loss_fact, order_fact, orders_to_check, override, remove_draft, when
 from .i18n import Text, _
-from .model import Action, CardDraft, Indicator, RuleContext, Suggestion
+from .model import Action, CardDraft, Hook, Indicator, RuleContext, Suggestion
 from .orders import Dose
 
 PROGESTERONE = "progesterone"
@@ -71,9 +73,11 @@ def _pregnancy_facts(facts: PatientFacts) -> list[Text]:
     return lines
 
 
-def e8_6b(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
-    if not endorsed(facts) or facts.has_order(PROGESTERONE) is not None:
-        return
+VAGINAL = "16857009"  # SNOMED CT: vaginal route
+ENDORSED_DAILY_MG = 800  # 400 mg twice daily
+
+
+def _endorsed_order(facts: PatientFacts, ctx: RuleContext) -> tuple[dict, Text]:
     ga_days = facts.pregnancy.gestational_age_days
     until = facts.today + timedelta(days=CONTINUE_UNTIL_DAYS - ga_days)
     dose_text = Text(_("400 mg vaginally twice daily until 16 weeks of pregnancy (%(until)s)"), {"until": until.isoformat()})
@@ -82,21 +86,53 @@ def e8_6b(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
         Text(_("Progesterone 400 mg vaginal")),
         Dose(text=dose_text, mg=400, times_per_day=2, route="vaginal", until=until),
     )
-    yield CardDraft(
-        rec_id="E8.6b",
-        indicator=Indicator.INFO,
-        summary=Text(_("Bleeding before 12 weeks after 3 or more miscarriages: start vaginal progesterone 400 mg twice daily")),
-        facts=tuple(_pregnancy_facts(facts)),
-        advice=(
-            Text(_("In a new intra-uterine pregnancy with bleeding before 12 weeks and three or more previous miscarriages, prescribe progesterone 400 mg vaginally twice daily and continue until 16 weeks.")),
-        ),
-        suggestions=(
+    return order, dose_text
+
+
+def _as_endorsed(order: OrderFact) -> bool:
+    return order.daily_dose_mg == ENDORSED_DAILY_MG and VAGINAL in order.routes
+
+
+def e8_6b(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
+    """Patient-view: suggest the endorsed prescription when none is on record.
+    Order hooks: a progesterone draft in the endorsed situation gets no warning;
+    when its dose or route differs from the endorsed one, the card offers to
+    replace it."""
+    if not endorsed(facts):
+        return
+    if ctx.hook is Hook.PATIENT_VIEW:
+        if facts.has_order(PROGESTERONE) is not None:
+            return
+        drafts_to_replace: list[OrderFact] = []
+    else:
+        drafts_to_replace = [o for o in orders_to_check(facts, ctx, (PROGESTERONE,)) if not _as_endorsed(o)]
+        if not drafts_to_replace:
+            return
+    order, dose_text = _endorsed_order(facts, ctx)
+    if drafts_to_replace:
+        suggestions = tuple(
+            remove_draft(o, replacement=order, replacement_label=dose_text) for o in drafts_to_replace
+        )
+        facts_used = (*(order_fact(o) for o in drafts_to_replace), *_pregnancy_facts(facts))
+    else:
+        suggestions = (
             Suggestion(
                 Text(_("Prescribe progesterone 400 mg vaginally twice daily until 16 weeks")),
                 (Action("create", dose_text, resource=order),),
                 recommended=True,
             ),
+        )
+        facts_used = tuple(_pregnancy_facts(facts))
+    yield CardDraft(
+        rec_id="E8.6b",
+        indicator=Indicator.INFO,
+        summary=Text(_("Bleeding before 12 weeks after 3 or more miscarriages: start vaginal progesterone 400 mg twice daily")),
+        facts=facts_used,
+        advice=(
+            Text(_("In a new intra-uterine pregnancy with bleeding before 12 weeks and three or more previous miscarriages, prescribe progesterone 400 mg vaginally twice daily and continue until 16 weeks.")),
         ),
+        suggestions=suggestions,
+        selection_behavior="any",
     )
 
 
@@ -114,8 +150,8 @@ def _contraindication_fact(finding: Finding) -> Text:
 
 def e8_6_orders(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
     """E8.6c (critical) or E8.6a (warning) for progesterone orders; nothing when E8.6b endorses them."""
-    orders = ctx_orders = _progesterone_orders(facts, ctx)
-    if not ctx_orders:
+    orders = orders_to_check(facts, ctx, (PROGESTERONE,))
+    if not orders:
         return
     contraindications = facts.pregnancy.contraindications
     if contraindications:
@@ -153,9 +189,3 @@ def e8_6_orders(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
             override("other-indication", _("Prescribed for another indication")),
         ),
     )
-
-
-def _progesterone_orders(facts: PatientFacts, ctx: RuleContext):
-    from .common import orders_to_check
-
-    return orders_to_check(facts, ctx, (PROGESTERONE,))

@@ -52,7 +52,7 @@ RULES: tuple[RuleSpec, ...] = (
     RuleSpec(e5_6, ("E5.6",), PATIENT_VIEW),
     RuleSpec(e6_3, ("E6.3",), PATIENT_VIEW),
     RuleSpec(folic_acid, ("E8.5", "S3"), PATIENT_VIEW),
-    RuleSpec(e8_6b, ("E8.6b",), PATIENT_VIEW),
+    RuleSpec(e8_6b, ("E8.6b",), ALL_HOOKS),
     RuleSpec(s1, ("S1",), PATIENT_VIEW),
     RuleSpec(s2, ("S2",), PATIENT_VIEW),
     RuleSpec(s4, ("S4",), PATIENT_VIEW),

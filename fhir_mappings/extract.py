@@ -889,6 +889,7 @@ def _order(
         draft=draft,
         selected=draft and reference in record.selections,
         daily_dose_mg=_daily_dose_mg(model),
+        routes=_routes(model),
         reason=frozenset(reasons),
     )
 
@@ -906,6 +907,11 @@ def _display(concept: Mapping[str, Any] | None) -> str | None:
 
 _MASS_TO_MG = {"mg": 1.0, "g": 1000.0, "ug": 0.001, "µg": 0.001, "mcg": 0.001}
 _PERIOD_DAYS = {"h": 1 / 24, "d": 1.0, "wk": 7.0}
+
+
+def _routes(model: Any) -> frozenset[str]:
+    dosages = getattr(model, "dosageInstruction", None) or []
+    return frozenset(code for d in dosages for system, code in _codes(d.route) if system == SNOMED and code)
 
 
 def _daily_dose_mg(model: Any) -> float | None:

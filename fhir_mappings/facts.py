@@ -142,6 +142,7 @@ class OrderFact:
     draft: bool = False  # part of this call's draftOrders
     selected: bool = False  # order-select: among the newly selected orders
     daily_dose_mg: float | None = None
+    routes: frozenset[str] = frozenset()  # SNOMED CT route codes of the dosage
     reason: frozenset[str] = frozenset()  # value sets matched by reasonCode
 
 

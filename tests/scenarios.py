@@ -188,6 +188,8 @@ LOGIC_SCENARIOS = [
     S("E8.6a", "fires-progesterone-in-rpl", "order-select", RPL, (order_of("progesterone"),)),
     S("E8.6a", "silent-without-rpl", "order-select", ONE_LOSS, (order_of("progesterone"),)),
     S("E8.6b", "fires-bleeding-before-12-weeks-after-3-losses", "patient-view", (losses(3), *pregnancy(bleeding_days_ago=7))),
+    S("E8.6b", "fires-replacing-a-200mg-draft-with-the-endorsed-dose", "order-sign",
+      (losses(3), *pregnancy(bleeding_days_ago=7)), (order_of("progesterone", dose_mg=200),)),
     S("E8.6b", "silent-after-2-losses", "patient-view", (losses(2), *pregnancy(bleeding_days_ago=7))),
     S("E8.6c", "fires-ectopic", "order-sign", (losses(2), condition(SNOMED, "34801009", onset=day(-1))), (order_of("progesterone"),)),
     S("E8.6c", "silent-without-finding", "order-sign", (losses(2), *pregnancy()), (order_of("progesterone"),)),

@@ -95,8 +95,20 @@ def test_e8_6b_suggests_progesterone_400mg_twice_daily_until_16_weeks(cds):
     assert "E8.6a" not in cards
 
 
-def test_e8_6b_endorsed_order_gets_no_warning(cds):
-    assert topics(cds, "order-select", losses(3), *pregnancy(), drafts=(progesterone_order(rid="p"),)) == {}
+def test_e8_6b_endorsed_order_gets_no_warning_but_is_replaced_by_the_endorsed_dose(cds):
+    cards = topics(cds, "order-select", losses(3), *pregnancy(), drafts=(progesterone_order(rid="p", dose_mg=200),))
+    assert set(cards) == {"E8.6b"} and cards["E8.6b"]["indicator"] == "info"
+    actions = cards["E8.6b"]["suggestions"][0]["actions"]
+    assert [a["type"] for a in actions] == ["delete", "create"]
+    assert actions[0]["resourceId"] == "MedicationRequest/p"
+    parse(actions[1]["resource"])
+    assert actions[1]["resource"]["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 400
+
+
+def test_e8_6b_order_as_endorsed_gets_no_card(cds):
+    order = progesterone_order(rid="p", dose_mg=400, per_day=2)
+    order["dosageInstruction"][0]["route"] = {"coding": [{"system": SNOMED, "code": "16857009"}]}
+    assert topics(cds, "order-select", losses(3), *pregnancy(), drafts=(order,)) == {}
 
 
 def test_e8_6b_not_already_ordered(cds):

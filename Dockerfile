@@ -1,0 +1,33 @@
+# rpl-cds: the CDS Hooks service for recurrent pregnancy loss, served by gunicorn.
+#   docker build -t rpl-cds .
+#   docker run -p 8080:8080 -e RPL_DATABASE_URL=postgresql+psycopg://... rpl-cds
+# Settings come from RPL_* environment variables (README, "Configuration").
+FROM python:3.12-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# Install the package with the PostgreSQL driver; the source tree is not kept.
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY service ./service
+COPY cards ./cards
+COPY fhir_mappings ./fhir_mappings
+RUN pip install ".[postgres]" && rm -rf /src
+
+# An unprivileged user; its home is the working directory (the default SQLite
+# feedback file lands there when RPL_DATABASE_URL is not set).
+RUN useradd --system --uid 10001 --user-group --create-home --home-dir /var/lib/rpl-cds rpl
+USER rpl
+WORKDIR /var/lib/rpl-cds
+
+EXPOSE 8080
+
+# Liveness without curl (not in slim images): Python's own HTTP client.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4).status == 200 else 1)"]
+
+# The production server, as in the README: gunicorn, JSON log lines on stdout.
+CMD ["rpl-cds", "serve", "--host", "0.0.0.0", "--port", "8080"]

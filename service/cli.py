@@ -110,6 +110,9 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
+    if getattr(settings, "auth_enabled", False) and not getattr(settings, "replay_cache_url", "") and args.workers > 1:
+        print(f"WARNING: {args.workers} workers keep separate JWT replay memories: a replayed token can pass on "
+              "another worker. Set RPL_REPLAY_CACHE_URL=redis://... or use --workers 1.", file=sys.stderr)
 
     class Server(BaseApplication):
         def load_config(self) -> None:

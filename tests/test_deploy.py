@@ -251,3 +251,24 @@ def test_readme_try_and_deploy_sections_use_real_commands():
     for argv in commands:
         parser.parse_args(argv)  # exits (fails the test) on an unknown command or option
     assert "docker compose up" in readme and "http://hapi.fhir.org/baseR4" in readme
+
+
+@pytest.mark.skipif("RPL_REPLAY_CACHE_URL" not in FIELDS, reason="no JWT replay memory in this version")
+def test_serve_warns_when_workers_do_not_share_the_replay_memory(tmp_path):
+    from service.sandbox_client import JwtSigner, new_tester_key
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RPL_")}
+    env["RPL_DATABASE_URL"] = f"sqlite:///{tmp_path / 'feedback.sqlite3'}"
+    env["RPL_AUTH_ISSUERS"] = json.dumps([JwtSigner(new_tester_key()).issuer()])
+    err = tmp_path / "stderr.log"
+    with err.open("wb") as out:
+        process = subprocess.Popen([str(CLI), "serve", "--port", str(free_port()), "--workers", "2"],
+                                   env=env, stdout=subprocess.DEVNULL, stderr=out, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while "Booting worker" not in err.read_text() and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.1)
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+    assert "WARNING: 2 workers keep separate JWT replay memories" in err.read_text()

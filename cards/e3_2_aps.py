@@ -34,7 +34,7 @@ def indicated(facts: PatientFacts) -> bool:
 def e3_2(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
     if not indicated(facts):
         return
-    pregnant = facts.pregnancy.current
+    pregnant = facts.pregnancy.ongoing
     suggestions = []
     if facts.has_order("low-dose-aspirin") is None:
         dose = Dose(text=Text(_("81 mg once daily by mouth; may start before conception")), mg=81, times_per_day=1, route="oral")

@@ -5,7 +5,8 @@ cervical insufficiency, follow the cervix with serial ultrasound; consider a
 cerclage in a singleton pregnancy after recurrent second-trimester loss (no
 proven survival benefit).
 When: a second-trimester loss or cervical insufficiency on record (any
-clinical status: it is history) and a current pregnancy. Then: counsel.
+clinical status: it is history) and a current pregnancy that is not ectopic.
+Then: counsel.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from .model import CardDraft, Indicator, RuleContext
 
 
 def e6_3(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
-    if not facts.pregnancy.current:
+    if not facts.pregnancy.ongoing:
         return
     history = [c for c in facts.conditions if c.concept == "second-trimester-loss"]
     if not history:

@@ -8,7 +8,8 @@ S1 (Flouria 2025): about 1 in 3 women has anxiety, depression or
 S2 (AZ Turnhout 2024; Freya 2016): in a new pregnancy after a miscarriage,
   offer an early ultrasound at 6-7 weeks and an extra first-trimester scan
   (Freya: from 7-8 weeks). When: current pregnancy before 14 weeks (the first
-  trimester; gestational age must be known) and >= 1 previous miscarriage.
+  trimester; gestational age must be known), not ectopic, and >= 1 previous
+  miscarriage.
 S4 (AZ Turnhout 2024): after a diagnosed missed miscarriage: expectant
   management, misoprostol or vacuum aspiration; decide together. When: an
   active missed-miscarriage Condition.
@@ -55,7 +56,7 @@ def s1(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
 def s2(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
     pregnancy = facts.pregnancy
     ga = pregnancy.gestational_age_days
-    if not pregnancy.current or ga is None or ga >= FIRST_TRIMESTER_DAYS or facts.losses < 1:
+    if not pregnancy.ongoing or ga is None or ga >= FIRST_TRIMESTER_DAYS or facts.losses < 1:
         return
     yield CardDraft(
         rec_id="S2",

@@ -125,6 +125,15 @@ class PregnancyFacts:
     contraindications: tuple[Finding, ...] = ()
 
     @property
+    def ectopic(self) -> bool:
+        return any(f.what == "ectopic-pregnancy" for f in self.contraindications)
+
+    @property
+    def ongoing(self) -> bool:
+        """A current pregnancy not known to be ectopic: the one the pregnancy advice is about."""
+        return self.current and not self.ectopic
+
+    @property
     def gestational_age_text(self) -> str | None:
         if self.gestational_age_days is None:
             return None

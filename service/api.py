@@ -23,6 +23,7 @@ from fhir_mappings.record import gather
 
 from . import auth
 from .errors import ApiError
+from .feedback import FeedbackUnavailable
 from .prefetch import PrefetchUnavailable, resolve
 from .protocol import (
     CONTEXTS,
@@ -143,7 +144,10 @@ def feedback(service_id: str):
         items = FeedbackRequest.model_validate(body).feedback
     except ValidationError as exc:
         raise ApiError(400, validation_messages(exc)) from None
-    stored = runtime().feedback.add(service_id, items)
+    try:
+        stored = runtime().feedback.add(service_id, items)
+    except FeedbackUnavailable:
+        raise ApiError(503, "the feedback store is unavailable; nothing was stored, please retry") from None
     return jsonify({"stored": stored})
 
 

@@ -14,7 +14,8 @@ from werkzeug.exceptions import HTTPException
 log = logging.getLogger(__name__)
 
 ISSUE_CODE = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported",
-              412: "not-found", 413: "too-long", 415: "not-supported", 429: "throttled"}
+              412: "not-found", 413: "too-long", 415: "not-supported", 429: "throttled",
+              503: "transient"}
 
 
 class ApiError(Exception):

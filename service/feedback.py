@@ -10,12 +10,14 @@ when the process restarts.
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime, timezone
 
 import sqlalchemy as sa
 
 from .protocol import FeedbackItem
 
+log = logging.getLogger(__name__)
 metadata = sa.MetaData()
 
 feedback_table = sa.Table(
@@ -35,11 +37,26 @@ feedback_table = sa.Table(
 )
 
 
+class FeedbackUnavailable(Exception):
+    """The database could not take the feedback (nothing was stored)."""
+
+
 class FeedbackStore:
     def __init__(self, database_url: str):
         connect_args = {"timeout": 30} if database_url.startswith("sqlite") else {}
         self.engine = sa.create_engine(database_url, connect_args=connect_args, pool_pre_ping=True)
-        metadata.create_all(self.engine)
+        self._schema_ready = False
+        try:
+            self._ensure_schema()
+        except sa.exc.SQLAlchemyError:
+            # Start anyway: /readyz says 503 until the database is reachable, and the
+            # table is created on first use. Hook calls do not need the database.
+            log.error("feedback database unreachable at start-up; /readyz reports not ready")
+
+    def _ensure_schema(self) -> None:
+        if not self._schema_ready:
+            metadata.create_all(self.engine)
+            self._schema_ready = True
 
     def add(self, service_id: str, items: list[FeedbackItem]) -> int:
         now = datetime.now(timezone.utc)
@@ -62,8 +79,13 @@ class FeedbackStore:
                     "item_json": item.model_dump_json(exclude_none=True),
                 }
             )
-        with self.engine.begin() as connection:  # one transaction, committed before we answer
-            connection.execute(feedback_table.insert(), rows)
+        try:
+            self._ensure_schema()
+            with self.engine.begin() as connection:  # one transaction, committed before we answer
+                connection.execute(feedback_table.insert(), rows)
+        except sa.exc.SQLAlchemyError as exc:
+            log.error("feedback not stored: %s", type(exc).__name__)
+            raise FeedbackUnavailable from None
         return len(rows)
 
     def count(self) -> int:
@@ -72,6 +94,7 @@ class FeedbackStore:
 
     def ping(self) -> bool:
         try:
+            self._ensure_schema()
             with self.engine.connect() as connection:
                 connection.execute(sa.text("SELECT 1"))
             return True

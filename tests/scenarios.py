@@ -198,6 +198,8 @@ LOGIC_SCENARIOS = [
     S("S1", "silent-without-a-miscarriage", "patient-view", ()),
     S("S2", "fires-pregnant-9-weeks-after-a-miscarriage", "patient-view", (*ONE_LOSS, *pregnancy())),
     S("S2", "silent-pregnant-without-earlier-miscarriage", "patient-view", pregnancy()),
+    S("S2", "silent-in-an-ectopic-pregnancy", "patient-view",
+      (*ONE_LOSS, *pregnancy(intrauterine=False), condition(SNOMED, "34801009", onset=day(-1)))),
     S("S2", "silent-beyond-the-first-trimester", "patient-view", (*ONE_LOSS, *pregnancy(ga_weeks=15))),
     S("S4", "fires-active-missed-miscarriage", "patient-view", (condition(SNOMED, "16607004", onset=day(-2)),)),
     S("S4", "silent-resolved-missed-miscarriage", "patient-view", (condition(SNOMED, "16607004", onset=day(-200), clinical="resolved"),)),

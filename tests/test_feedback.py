@@ -57,3 +57,15 @@ def test_invalid_feedback_is_400_and_nothing_is_stored(app, client, body, text):
 
 def test_feedback_for_unknown_service_is_404(client):
     assert client.post("/cds-services/nope/feedback", json={"feedback": [ACCEPTED]}).status_code == 404
+
+
+def test_unreachable_database_does_not_stop_the_service(tmp_path):
+    from tests.conftest import make_settings
+
+    app = create_app(make_settings(tmp_path, database_url="sqlite:////nonexistent/dir/feedback.db"))
+    client = app.test_client()
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code == 503
+    r = client.post("/cds-services/rpl-order-sign/feedback", json={"feedback": [ACCEPTED]})
+    assert r.status_code == 503 and r.get_json()["resourceType"] == "OperationOutcome"
+    app.extensions["rpl"].close()

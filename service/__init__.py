@@ -32,6 +32,7 @@ def create_app(
     settings = settings or load_settings()
     logs.configure(settings.log_level)
     app = Flask(__name__)
+    app.url_map.merge_slashes = False  # '/a//b' is a 404 in JSON, not a 308 redirect with an HTML body
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # keep the field order of the models
     valuesets = ValueSetIndex.load(settings.extra_valuesets_dir)

@@ -38,9 +38,10 @@ class JsonLimits:
 
 
 class InputLimitError(Exception):
-    """The body is well-formed but beyond a limit (HTTP 400)."""
+    """The body is well-formed JSON but beyond a limit, or not FHIR-shaped where it must be (HTTP 400)."""
 
 
+RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _BRACKET_STEPS = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
@@ -71,9 +72,14 @@ def _check_sizes(data: Any, limits: JsonLimits) -> None:
             if len(value) > limits.max_string_length:
                 raise InputLimitError(f"{_path(where)}: a string longer than {limits.max_string_length} characters")
         elif isinstance(value, dict):
-            entries = value.get("entry")
-            if value.get("resourceType") == "Bundle" and isinstance(entries, list) and len(entries) > limits.max_bundle_entries:
-                raise InputLimitError(f"{_path(where)}: a Bundle with more than {limits.max_bundle_entries} entries")
+            if "resourceType" in value and not (isinstance(value["resourceType"], str) and RESOURCE_TYPE.match(value["resourceType"])):
+                raise InputLimitError(f"{_path(where)}.resourceType: must be the name of a FHIR resource type")
+            if value.get("resourceType") == "Bundle":
+                entries = value.get("entry", [])
+                if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+                    raise InputLimitError(f"{_path(where)}.entry: a Bundle's entry must be an array of objects")
+                if len(entries) > limits.max_bundle_entries:
+                    raise InputLimitError(f"{_path(where)}: a Bundle with more than {limits.max_bundle_entries} entries")
             for key, item in value.items():
                 if len(key) > limits.max_string_length:
                     raise InputLimitError(f"{_path(where)}: a key longer than {limits.max_string_length} characters")

@@ -76,24 +76,30 @@ class JwksFetcher:
         self._ttl = ttl
         self._clock = clock
         self._max_bytes = max_bytes
-        self._cache: dict[str, tuple[float, dict[str, dict[str, Any]]]] = {}
+        self._cache: dict[str, tuple[float, float, dict[str, dict[str, Any]]]] = {}
         self._lock = threading.Lock()
         self._session = session or requests.Session()
         self._session.trust_env = False  # no proxy or netrc credentials from the host
         self._session.headers["Accept"] = "application/jwk-set+json, application/json"
 
     def key(self, url: str, kid: str) -> dict[str, Any] | None:
-        """The key with this kid from the JWK Set at url (refetched once if the kid is new)."""
+        """The key with this kid from the JWK Set at url (refetched, not too often, if the kid is new)."""
         now = self._clock()
         with self._lock:
-            cached = self._cache.get(url)
-        if cached is None or now - cached[0] >= self._ttl or (
-            kid not in cached[1] and now - cached[0] >= JWKS_MIN_REFRESH_SECONDS
-        ):
-            cached = (now, self._fetch(url))
+            cached = self._cache.get(url)  # (expires at, may refresh from, keys by kid)
+        if cached is None or now >= cached[0] or (kid not in cached[2] and now >= cached[1]):
+            try:
+                cached = (now + self._ttl, now + JWKS_MIN_REFRESH_SECONDS, self._fetch(url))
+            except AuthError as exc:
+                if cached is None:
+                    raise
+                # an outage of the client's key server does not lock it out: keep its keys, retry later
+                log.warning("JWK Set not refreshed, the cached one is used", extra={"audit": {"reason": str(exc)}})
+                retry = now + JWKS_MIN_REFRESH_SECONDS
+                cached = (retry, retry, cached[2])
             with self._lock:
                 self._cache[url] = cached
-        return cached[1].get(kid)
+        return cached[2].get(kid)
 
     def _fetch(self, url: str) -> dict[str, dict[str, Any]]:
         try:

@@ -31,8 +31,6 @@ class ReplayCache(Protocol):
     def first_use(self, issuer: str, jti: str, ttl: int) -> bool:
         """Record (issuer, jti) for ttl seconds; False if it was already recorded."""
 
-    def ping(self) -> bool: ...
-
     def close(self) -> None: ...
 
 
@@ -66,9 +64,6 @@ class MemoryReplayCache:
     def __len__(self) -> int:
         return len(self._expiry)
 
-    def ping(self) -> bool:
-        return True
-
     def close(self) -> None:
         pass
 
@@ -86,12 +81,6 @@ class RedisReplayCache:
             return bool(self._redis.set(_key(issuer, jti), 1, nx=True, ex=max(ttl, 1)))
         except redis.RedisError as exc:
             raise ReplayCacheUnavailable(f"replay cache (Redis) not reachable ({type(exc).__name__})") from None
-
-    def ping(self) -> bool:
-        try:
-            return bool(self._redis.ping())
-        except redis.RedisError:
-            return False
 
     def close(self) -> None:
         self._redis.close()

@@ -340,6 +340,35 @@ def test_jwks_cache_expires(make_app):
 
 
 @responses.activate
+def test_an_outage_of_the_key_server_keeps_the_cached_keys(make_app, caplog):
+    client = make_app([issuer(jwks=DROP, jku_allowlist=[JKU])], auth_jwks_cache_seconds=0)
+    responses.add(responses.GET, JKU, json=KEYS.jwks())
+    assert call(client, DISCOVERY, token(headers={"jku": JKU})).status_code == 200
+    responses.replace(responses.GET, JKU, status=503)
+    with caplog.at_level("WARNING", logger="rpl_cds.auth"):
+        assert call(client, DISCOVERY, token(headers={"jku": JKU})).status_code == 200
+        assert call(client, DISCOVERY, token(headers={"jku": JKU})).status_code == 200
+    assert len(responses.calls) == 2  # one failed refresh, then a pause before the next try
+    assert "not refreshed" in caplog.text
+
+
+@responses.activate
+def test_a_new_kid_refetches_the_jwks_but_not_too_often():
+    from service.auth import JwksFetcher
+
+    now = [0.0]
+    fetcher = JwksFetcher(timeout=1, ttl=300, clock=lambda: now[0])
+    responses.add(responses.GET, JKU, json={"keys": [public_jwk(KEYS.ec, "ec-1", "ES384")]})
+    assert fetcher.key(JKU, "ec-1") is not None
+    assert fetcher.key(JKU, "rsa-1") is None  # unknown, but the set was fetched just now
+    now[0] = 31.0
+    responses.replace(responses.GET, JKU, json=KEYS.jwks())  # the client added a key
+    assert fetcher.key(JKU, "rsa-1") is not None
+    assert len(responses.calls) == 2
+    fetcher.close()
+
+
+@responses.activate
 def test_jku_not_on_the_allowlist_is_never_fetched(jku_client):
     evil = "https://evil.example.com/jwks.json"
     responses.add(responses.GET, evil, json={"keys": [public_jwk(KEYS.attacker, "ec-1", "ES384")]})

@@ -34,7 +34,7 @@ from .facts import (
     PatientFacts,
     PregnancyFacts,
 )
-from .record import PatientRecord
+from .record import PatientRecord, as_list
 from .resources import InvalidResource, parse
 from .units import convert
 from .valuesets import SNOMED, ValueSetIndex
@@ -152,7 +152,7 @@ def extract(
         rtype = raw.get("resourceType")
         if rtype == "Observation":
             names = valuesets.classify(raw.get("code")) & OBSERVATION_SETS
-            if not names or raw.get("status") not in VALID_OBSERVATION_STATUS:
+            if not names or _raw_str(raw, "status") not in VALID_OBSERVATION_STATUS:
                 continue
             if len(names) == 1 and (test := next(iter(names))) in LATEST_ONLY:
                 latest_only.setdefault(test, []).append(raw)  # validated below, newest first
@@ -164,7 +164,7 @@ def extract(
                 conditions.extend(_conditions(names, raw))
         elif rtype == "Procedure":
             names = valuesets.classify(raw.get("code")) & PROCEDURE_SETS
-            if names and raw.get("status") in ("completed", "in-progress"):
+            if names and _raw_str(raw, "status") in ("completed", "in-progress"):
                 model = _parse_or_none(raw)
                 if model is not None:
                     procedures.append((names, model))
@@ -212,6 +212,11 @@ def _parse_or_none(raw: Mapping[str, Any]) -> Any:
         return parse(dict(raw))
     except InvalidResource:
         return None  # invalid where a rule would read it: not used
+
+
+def _raw_str(raw: Mapping[str, Any], key: str) -> str | None:
+    value = raw.get(key)
+    return value if isinstance(value, str) else None
 
 
 def _ref(resource: Any) -> str:
@@ -542,7 +547,7 @@ def _conditions(names: frozenset[str], raw: Mapping[str, Any]) -> list[Condition
 
 def _status_code(concept: Any) -> str | None:
     if isinstance(concept, Mapping):
-        for coding in concept.get("coding") or ():
+        for coding in as_list(concept.get("coding")):
             if isinstance(coding, Mapping) and isinstance(coding.get("code"), str):
                 return coding["code"]
     return None
@@ -841,7 +846,7 @@ def _medication_concept(raw: Mapping[str, Any], record: PatientRecord) -> Mappin
         return None
     ref = reference.get("reference")
     if isinstance(ref, str) and ref.startswith("#"):
-        for contained in raw.get("contained") or ():
+        for contained in as_list(raw.get("contained")):
             if isinstance(contained, Mapping) and contained.get("id") == ref[1:]:
                 return contained.get("code")
         return None
@@ -899,7 +904,7 @@ def _display(concept: Mapping[str, Any] | None) -> str | None:
         return None
     if isinstance(concept.get("text"), str) and concept["text"]:
         return concept["text"]
-    for coding in concept.get("coding") or ():
+    for coding in as_list(concept.get("coding")):
         if isinstance(coding, Mapping) and isinstance(coding.get("display"), str):
             return coding["display"]
     return None

@@ -28,21 +28,26 @@ class PatientRecord:
     ignored: tuple[str, ...] = ()  # why resources were set aside (for the log)
 
 
+def as_list(value: Any) -> list:
+    """A JSON array, or nothing: raw data is not trusted to have the FHIR shape."""
+    return value if isinstance(value, list) else []
+
+
 def resources_in(value: Any) -> Iterable[Mapping[str, Any]]:
     """The resources in a prefetch value: a resource, a Bundle, or None."""
     if not isinstance(value, Mapping):
         return
     if value.get("resourceType") == "Bundle":
-        for entry in value.get("entry") or ():
+        for entry in as_list(value.get("entry")):
             if isinstance(entry, Mapping):
                 search = entry.get("search")
                 # _include'd resources (search.mode 'include') are data too.
                 resource = entry.get("resource")
-                if isinstance(resource, Mapping) and "resourceType" in resource:
+                if isinstance(resource, Mapping) and isinstance(resource.get("resourceType"), str):
                     if isinstance(search, Mapping) and search.get("mode") == "outcome":
                         continue
                     yield resource
-    else:
+    elif isinstance(value.get("resourceType"), str):
         yield value
 
 

@@ -152,7 +152,8 @@ class ValueSetIndex:
         if not isinstance(codeable_concept, Mapping):
             return frozenset()
         found: set[str] = set()
-        for coding in codeable_concept.get("coding") or ():
+        codings = codeable_concept.get("coding")
+        for coding in codings if isinstance(codings, list) else ():
             if isinstance(coding, Mapping):
                 system, code = coding.get("system"), coding.get("code")
                 if isinstance(system, str) and isinstance(code, str):

@@ -36,3 +36,5 @@ def configure(level: str) -> None:
     handler._rpl = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
+    # urllib3 logs request URLs at DEBUG, and FHIR search URLs hold the patient id.
+    logging.getLogger("urllib3").setLevel(logging.WARNING)

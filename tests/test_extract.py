@@ -328,3 +328,23 @@ def test_smoking_status_current_smoker(valuesets):
 
 def test_bmi(valuesets):
     assert facts_of(valuesets, observation("39156-5", value=31.2, unit="kg/m2")).bmi.value == 31.2
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda r: r["code"].update(coding=5),
+        lambda r: r["code"].update(coding=True),
+        lambda r: r.update(status={"x": 1}),
+        lambda r: r.update(status=["final"]),
+        lambda r: r.update(resourceType={"a": 1}),
+        lambda r: r.update(verificationStatus={"coding": 7}),
+    ],
+)
+def test_wrongly_shaped_json_is_ignored_not_fatal(valuesets, change):
+    broken = tsh(5.0)
+    change(broken)
+    facts_of(valuesets, broken, rpl_diagnosis())  # no exception
+    condition_broken = rpl_diagnosis()
+    change(condition_broken)
+    facts_of(valuesets, condition_broken)

@@ -2,8 +2,9 @@
 
 fhir.resources 8 models FHIR R5 by default; its R4B package is compatible with
 R4 for every resource read here. Models are used to validate the resources a
-rule actually reads (after a cheap filter on their codes), never the whole
-record, because full validation costs about 0.2 ms per resource.
+rule actually reads (after a cheap filter on their codes), and of those only the
+elements the rules read (READ_ELEMENTS), never the whole record: validation
+costs about 0.13 ms per resource even when slim.
 """
 
 from __future__ import annotations
@@ -39,20 +40,59 @@ class InvalidResource(ValueError):
     """A resource that does not conform to FHIR R4 where a rule would read it."""
 
 
+# The elements the rules read, per resource type. Only these are validated (and the
+# model holds only these): a resource's narrative, identifiers, meta, notes and
+# extensions cost validation time and no rule looks at them.
+READ_ELEMENTS: dict[str, frozenset[str]] = {
+    "Patient": frozenset({"birthDate"}),
+    "Observation": frozenset({
+        "status", "code", "subject", "effectiveDateTime", "effectivePeriod", "effectiveInstant", "issued",
+        "valueQuantity", "valueString", "valueInteger", "valueBoolean", "valueCodeableConcept", "valueDateTime",
+        "interpretation", "referenceRange",
+    }),
+    "Condition": frozenset({
+        "code", "subject", "clinicalStatus", "verificationStatus", "onsetDateTime", "onsetPeriod", "recordedDate",
+        "severity",
+    }),
+    "MedicationRequest": frozenset({
+        "status", "intent", "subject", "medicationCodeableConcept", "medicationReference", "dosageInstruction",
+        "reasonCode", "reasonReference",
+    }),
+    "MedicationStatement": frozenset({
+        "status", "subject", "medicationCodeableConcept", "medicationReference", "dosage", "reasonCode",
+        "reasonReference",
+    }),
+    "ServiceRequest": frozenset({"status", "intent", "subject", "code", "reasonCode", "reasonReference"}),
+    "Procedure": frozenset({"status", "subject", "code", "performedDateTime", "performedPeriod"}),
+    "Medication": frozenset({"code"}),
+}
+
+
 def parse(resource: dict[str, Any]) -> Any:
-    """Validate one raw resource with its R4B model; raise InvalidResource."""
-    model = MODELS.get(resource.get("resourceType", ""))
+    """Validate the elements the rules read of one raw resource with its R4B model;
+    raise InvalidResource."""
+    resource_type = resource.get("resourceType", "")
+    model = MODELS.get(resource_type) if isinstance(resource_type, str) else None
     if model is None:
         raise InvalidResource(f"unsupported resource type {resource.get('resourceType')!r}")
+    read = READ_ELEMENTS[resource_type]
+    slim = {key: value for key, value in resource.items() if key in read}
+    slim["resourceType"] = resource_type
+    if "id" in resource:
+        slim["id"] = resource["id"]
     try:
-        return model.model_validate(resource)
+        return model.model_validate(slim)
     except (ValidationError, ValueError, TypeError) as exc:
         raise InvalidResource(f"{resource.get('resourceType')}/{resource.get('id')}: {_short(exc)}") from None
 
 
 def validate_create(resource: dict[str, Any]) -> None:
-    """Check a resource the service itself builds (suggestion 'create' actions)."""
-    parse(resource)
+    """Check a whole resource the service itself builds (suggestion 'create' actions)."""
+    model = MODELS[resource["resourceType"]]
+    try:
+        model.model_validate(resource)
+    except (ValidationError, ValueError, TypeError) as exc:
+        raise InvalidResource(_short(exc)) from None
 
 
 def _short(exc: Exception) -> str:

@@ -10,7 +10,7 @@ import pytest
 
 from cards.catalog import CATALOGUE
 from cards.rules import RULES
-from fhir_mappings.resources import parse
+from fhir_mappings.resources import validate_create
 from tests.builders import hook_request, prefetch
 from tests.scenarios import ALL, SCENARIOS, Scenario
 
@@ -42,7 +42,7 @@ def test_scenario(cds, scenario):
     for suggestion in card.get("suggestions", []):
         for action in suggestion["actions"]:
             if action["type"] == "create":
-                parse(action["resource"])  # a valid FHIR R4 resource
+                validate_create(action["resource"])  # a valid FHIR R4 resource
                 assert action["resource"]["status"] == "draft"
                 assert action["resource"]["subject"] == {"reference": "Patient/pat-1"}
             else:

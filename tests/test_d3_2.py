@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fhir_mappings.resources import parse
+from fhir_mappings.resources import validate_create
 from tests.builders import (
     APL_LOINC, LOINC, apl_panel, hook_request, losses, observation, rpl_diagnosis, service_request,
 )
@@ -23,7 +23,7 @@ def test_fires_for_rpl_without_any_result_and_orders_all_five(cds):
     orders = created(found)
     assert len(orders) == 5
     for order in orders:
-        parse(order)  # valid FHIR R4 ServiceRequest
+        validate_create(order)  # valid FHIR R4 ServiceRequest
         assert order["status"] == "draft" and order["subject"] == {"reference": "Patient/pat-1"}
     assert "5 of 5" in found["summary"]
     assert found["source"]["topic"]["system"] == "http://rpl-cds.org/fhir/CodeSystem/recommendation"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fhir_mappings.resources import parse
+from fhir_mappings.resources import validate_create
 from tests.builders import LOINC, hook_request, losses, rpl_diagnosis, service_request, tsh
 
 
@@ -14,7 +14,7 @@ def card(cds, *resources):
 def test_fires_without_any_tsh_and_orders_tsh(cds):
     found = card(cds, rpl_diagnosis())
     order = found["suggestions"][0]["actions"][0]["resource"]
-    parse(order)
+    validate_create(order)
     assert order["resourceType"] == "ServiceRequest"
     assert order["code"]["coding"][0] == {"system": LOINC, "code": "3016-3", "display": order["code"]["coding"][0]["display"]}
     assert "No TSH result on record" in found["detail"]

@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from fhir_mappings.resources import parse
+from fhir_mappings.resources import validate_create
 from tests.builders import (
     SNOMED, condition, hook_request, losses, observation, progesterone_order, rpl_diagnosis,
 )
@@ -85,7 +85,7 @@ def test_e8_6b_suggests_progesterone_400mg_twice_daily_until_16_weeks(cds):
     cards = topics(cds, "patient-view", losses(3), *pregnancy())
     card = cards["E8.6b"]
     order = card["suggestions"][0]["actions"][0]["resource"]
-    parse(order)
+    validate_create(order)
     dosage = order["dosageInstruction"][0]
     assert dosage["doseAndRate"][0]["doseQuantity"]["value"] == 400
     assert dosage["timing"]["repeat"]["frequency"] == 2
@@ -101,7 +101,7 @@ def test_e8_6b_endorsed_order_gets_no_warning_but_is_replaced_by_the_endorsed_do
     actions = cards["E8.6b"]["suggestions"][0]["actions"]
     assert [a["type"] for a in actions] == ["delete", "create"]
     assert actions[0]["resourceId"] == "MedicationRequest/p"
-    parse(actions[1]["resource"])
+    validate_create(actions[1]["resource"])
     assert actions[1]["resource"]["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 400
 
 

@@ -1,0 +1,184 @@
+"""Closed-loop HTTP/1.1 load generator: asyncio streams, keep-alive, no dependencies.
+
+Run as its own process (bench/run.py starts one per case), so the client's CPU is
+not the server's: N workers each hold keep-alive connections and send the next
+request as soon as the previous answer is read. A warm-up phase is sent but not
+measured. Then no new request is started after --duration seconds or once
+--max-requests were started, whichever comes first, so every case is bounded in
+time; requests still in flight are waited for and counted, so slow answers at the
+end are not dropped from the percentiles. Throughput is the answers completed in
+the measured window divided by its length.
+
+With several --url and --parallel, one "request" is all of them at once, each on
+its own connection, and its latency is until the last answer (how the service
+fetches its missing prefetch keys); per-URL latencies are reported too.
+
+Prints one JSON object: count, errors, status counts, p50/p95/p99/mean latency in
+ms and requests per second over the measured window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import sys
+import time
+from urllib.parse import urlsplit
+
+REQUEST_TIMEOUT = 30.0  # seconds; a request that takes longer counts as an error
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection; reconnects when the server closes it."""
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, payload: bytes) -> int:
+        """Send one prepared request, read the whole answer; return the HTTP status."""
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        self.writer.write(payload)
+        await self.writer.drain()
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        headers = {}
+        for line in lines[1:]:
+            if ":" in line:
+                name, value = line.split(":", 1)
+                headers[name.strip().lower()] = value.strip()
+        if "content-length" in headers:
+            await self.reader.readexactly(int(headers["content-length"]))
+        elif headers.get("transfer-encoding", "").lower() == "chunked":
+            while True:
+                size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                await self.reader.readexactly(size + 2)
+                if size == 0:
+                    break
+        else:  # no framing: the body ends when the server closes
+            await self.reader.read()
+            headers["connection"] = "close"
+        if headers.get("connection", "").lower() == "close":
+            self.close()
+        return status
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+def prepare(url: str, body: bytes | None, headers: list[str]) -> tuple[str, int, bytes]:
+    """The bytes of one request (sent unchanged every time, so the client does no work per call)."""
+    parts = urlsplit(url)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    lines = [f"{'POST' if body is not None else 'GET'} {target} HTTP/1.1", f"Host: {parts.netloc}",
+             "Connection: keep-alive", "Accept: application/json, application/fhir+json", *headers]
+    if body is not None:
+        lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+    return parts.hostname, parts.port or 80, ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile of sorted values."""
+    if not values:
+        return math.nan
+    return values[min(len(values) - 1, max(0, math.ceil(q / 100 * len(values)) - 1))]
+
+
+async def run(args: argparse.Namespace) -> dict:
+    body = open(args.body, "rb").read() if args.body else None
+    requests = [prepare(url, body, args.header) for url in args.url]
+    if not args.parallel:
+        requests = requests[:1]
+    loop = asyncio.get_running_loop()
+    measure_from = loop.time() + args.warmup
+    deadline = measure_from + args.duration
+    stop_at = deadline  # no new request after this; earlier if --max-requests were started
+    latencies: list[float] = []  # of requests started in the measured window, each waited for
+    per_url: list[list[float]] = []
+    ends: list[float] = []  # completion times, for the throughput over the window
+    statuses: dict[str, int] = {}
+    errors = 0
+    started = 0
+
+    async def one(conn: Connection, payload: bytes) -> float:
+        t0 = time.perf_counter()
+        status = await asyncio.wait_for(conn.request(payload), REQUEST_TIMEOUT)
+        statuses[str(status)] = statuses.get(str(status), 0) + 1
+        if status >= 400:
+            raise RuntimeError(f"HTTP {status}")
+        return time.perf_counter() - t0
+
+    async def worker() -> None:
+        nonlocal errors, started, stop_at
+        conns = [Connection(host, port) for host, port, _ in requests]
+        while (t0 := loop.time()) < stop_at:
+            measured = t0 >= measure_from
+            if measured:
+                started += 1
+                if started >= args.max_requests:
+                    stop_at = t0
+            try:
+                parts = await asyncio.gather(*(one(c, p) for c, (_, _, p) in zip(conns, requests)))
+            except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, RuntimeError, ValueError):
+                for conn in conns:
+                    conn.close()
+                errors += measured
+                continue
+            t1 = loop.time()
+            ends.append(t1)
+            if measured:
+                latencies.append((t1 - t0) * 1000)
+                per_url.append([p * 1000 for p in parts])
+        for conn in conns:
+            conn.close()
+
+    await asyncio.gather(*(worker() for _ in range(args.concurrency)))
+    window = stop_at - measure_from
+    completed = sum(1 for t in ends if measure_from <= t <= stop_at)
+    latencies.sort()
+    result = {
+        "count": len(latencies),
+        "errors": errors,
+        "statuses": statuses,
+        "concurrency": args.concurrency,
+        "window_s": round(window, 3),
+        "rps": round(completed / window, 1) if window > 0 else 0.0,
+        "p50_ms": round(percentile(latencies, 50), 2),
+        "p95_ms": round(percentile(latencies, 95), 2),
+        "p99_ms": round(percentile(latencies, 99), 2),
+        "mean_ms": round(sum(latencies) / len(latencies), 2) if latencies else math.nan,
+    }
+    if args.parallel and len(requests) > 1:
+        result["per_url_p50_ms"] = {
+            url: round(percentile(sorted(p[i] for p in per_url), 50), 2) for i, url in enumerate(args.url)
+        }
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", action="append", required=True, help="http://127.0.0.1:PORT/path (repeatable)")
+    parser.add_argument("--body", help="file with the JSON body to POST (else GET)")
+    parser.add_argument("--header", action="append", default=[], help="extra header line, e.g. 'Accept-Language: en'")
+    parser.add_argument("--parallel", action="store_true", help="one request = all --url at once")
+    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--warmup", type=float, default=0.5, help="seconds sent but not measured")
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds measured at most")
+    parser.add_argument("--max-requests", type=int, default=5000, help="answers measured at most")
+    args = parser.parse_args(argv)
+    for url in args.url:
+        if urlsplit(url).hostname != "127.0.0.1":
+            parser.error("load is only sent to 127.0.0.1")
+    print(json.dumps(asyncio.run(run(args))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -16,7 +16,7 @@ from cards.discouraged_orders import TABLE
 from fhir_mappings.valuesets import ATC, RXNORM, ValueSetIndex
 from tests.builders import (
     ICD10, ICD10CM, LOINC, SNOMED, apl_panel, condition, ft4, losses, medication_request, miscarriage, observation,
-    rpl_diagnosis, service_request, tsh,
+    service_request, tsh,
 )
 from tests.conftest import TODAY
 

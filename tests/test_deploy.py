@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
+from tests.serve import rpl_cds_serve
 
 from service.cli import build_parser, example
 from service.config import ConfigError, Settings, load_settings
@@ -177,33 +178,11 @@ def test_the_package_ships_the_demo_patients():
 # -- logs and readiness under gunicorn --------------------------------------------------
 @pytest.fixture
 def served(tmp_path):
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RPL_")}
     env["RPL_DATABASE_URL"] = f"sqlite:///{tmp_path / 'feedback.sqlite3'}"
-    if "auth_enabled" in Settings.model_fields:
-        env["RPL_AUTH_ENABLED"] = "false"
-    stdout, stderr = tmp_path / "stdout.log", tmp_path / "stderr.log"
-    with stdout.open("wb") as out, stderr.open("wb") as err:
-        process = subprocess.Popen(
-            [str(CLI), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("rpl-cds serve did not start:\n" + stdout.read_text() + stderr.read_text())
-            time.sleep(0.1)
+    env["RPL_AUTH_ENABLED"] = "false"
+    with rpl_cds_serve(env, tmp_path) as (url, stdout, _stderr):
         yield url, stdout
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
 
 
 def test_json_audit_lines_on_stdout_and_readiness_under_gunicorn(served):

@@ -16,11 +16,11 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
+from tests.serve import rpl_cds_serve
 
 from cards.rules import RULES
 from service.config import Settings
@@ -96,30 +96,10 @@ def _service_env(tmp: Path, url: str, allowlist: list[str], signer: JwtSigner | 
 @pytest.fixture(scope="session")
 def cds_service(fhir_servers, signer, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("rpl-serve")
-    port = fhir_server.free_port()
-    log = tmp / "serve.log"
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{fhir_server.free_port()}"  # the JWT audience needs the URL up front
     env = _service_env(tmp, url, [s.base_url for s in fhir_servers.values()], signer)
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(CLI), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("rpl-cds serve did not start:\n" + log.read_text())
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
+    with rpl_cds_serve(env, tmp, port=int(url.rsplit(":", 1)[1])) as (served_url, _stdout, _stderr):
+        yield served_url
 
 
 @pytest.fixture(scope="session")

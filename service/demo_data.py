@@ -21,15 +21,11 @@ from datetime import date, timedelta
 from importlib import resources
 from typing import Any
 
+from cards.orders import UCUM
+from fhir_mappings.valuesets import ATC, ICD10, ICD10CM, LOINC, RXNORM, SNOMED
+
 REFERENCE_DATE = date(2026, 11, 23)  # the date of the shipped JSON files
 
-SNOMED = "http://snomed.info/sct"
-LOINC = "http://loinc.org"
-ICD10 = "http://hl7.org/fhir/sid/icd-10"
-ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
-RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
-ATC = "http://www.whocc.no/atc"
-UCUM = "http://unitsofmeasure.org"
 CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"

@@ -1,7 +1,8 @@
 """Where a hook call's time goes, before anyone optimises (issue #7).
 
     .venv/bin/pip install pyinstrument      # once; a bench tool, not a dependency of the service
-    .venv/bin/python bench/profile_hooks.py
+    .venv/bin/python bench/profile_hooks.py                 # the working tree as it is
+    .venv/bin/python bench/profile_hooks.py --commit HEAD   # exactly the service's code of a commit
 
 Runs the service in this process (create_app, settings as in bench/run.py: no
 authentication, a temporary SQLite file, audit log on) and calls each hook with the
@@ -29,7 +30,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
-import json
 import os
 import pstats
 import statistics
@@ -54,6 +54,7 @@ from pyinstrument.renderers import ConsoleRenderer  # noqa: E402
 from workloads import HOOKS, Workload  # noqa: E402
 
 WARMUP_CALLS = 20
+PACKAGES = ("service", "cards", "fhir_mappings", "pydantic")  # whose functions are counted
 COUNTED = ("parse", "classify", "model_validate", "resources_in", "subject_id", "_order", "_conditions",
            "_newest_usable", "render_card")
 
@@ -142,14 +143,15 @@ class _TimedModel:
         self.model_validate = clock.wrap("validate", model.model_validate)
 
 
-class _TimedJson:
-    """Stands in for the json module inside service.protocol, timing json.loads."""
+class _TimedParser:
+    """Stands in for the JSON module service.protocol parses with (json or orjson), timing loads."""
 
-    def __init__(self, clock: StageClock):
-        self.loads = clock.wrap("json_loads", json.loads)
+    def __init__(self, module: Any, clock: StageClock):
+        self._module = module
+        self.loads = clock.wrap("json_loads", module.loads)
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(json, name)
+        return getattr(self._module, name)
 
 
 @contextmanager
@@ -166,7 +168,8 @@ def stage_clock(app) -> Iterator[StageClock]:
     wanted = [
         (api, "_json_body", lambda f: clock.wrap("json_body", f)),
         (api, "load_json", lambda f: clock.wrap("load_json", f)),
-        (protocol, "json", lambda f: _TimedJson(clock)),
+        (protocol, "json", lambda f: _TimedParser(f, clock)),
+        (protocol, "orjson", lambda f: _TimedParser(f, clock)),
         (api, "HookRequest", lambda f: _TimedModel(f, clock)),
         (api, "CONTEXTS", lambda f: {hook: _TimedModel(model, clock) for hook, model in f.items()}),
         (api, "resolve", lambda f: clock.wrap("resolve", f)),
@@ -206,8 +209,9 @@ def stages(client, app, path: str, body: bytes, calls: int) -> list[tuple[str, f
     top = ("json_body", "validate", "resolve", "gather", "extract", "evaluate", "render_card", "response")
     rows = [
         ("JSON: read the body, parse, check the input limits (`_json_body`)", s["json_body"]),
-        ("  `json.loads`", s["json_loads"]),
-        ("  input limits: the rest of `service.protocol.load_json`", s["load_json"] - s["json_loads"]),
+        ("  parsing (`loads`)", s["json_loads"]),
+        ("  input limits: the rest of `service.protocol.load_json`" if "json_loads" in clock.seconds
+         else "  parsing and input limits (`service.protocol.load_json`)", s["load_json"] - s["json_loads"]),
         ("  `request.get_data`", s["json_body"] - s["load_json"]),
         ("request validation (`HookRequest`, context models)", s["validate"]),
         ("prefetch: `resolve` (fetches missing keys, in parallel)", s["resolve"]),
@@ -265,7 +269,7 @@ def call_counts(client, path: str, body: bytes, calls: int) -> dict[str, float]:
     profile.disable()
     counts: dict[str, float] = defaultdict(float)
     for (file, _line, function), (_cc, ncalls, *_rest) in pstats.Stats(profile).stats.items():
-        if function in COUNTED and (ROOT.as_posix() in file or "pydantic" in file):
+        if function in COUNTED and any(f"/{package}/" in file for package in PACKAGES):
             counts[function] += ncalls / calls
     return counts
 
@@ -318,11 +322,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=200, help="hook calls per hook and pass")
     parser.add_argument("--out", type=Path, help="default bench/results/profile-<date>.md")
-    parser.add_argument("--code", help="which code this is, for the report (default: from git)")
+    parser.add_argument("--commit", metavar="REV",
+                        help="profile the service's code of this commit (e.g. HEAD) instead of the working tree")
     args = parser.parse_args(argv)
-    from run import code_state, machine
+    from run import code_state, export_commit, machine
 
-    code = args.code or code_state()
+    exported = tempfile.TemporaryDirectory(prefix="rpl-profile-code-")
+    if args.commit:  # imported from the export, before the editable install of the working tree
+        code_dir, code = export_commit(args.commit, Path(exported.name))
+        sys.path.insert(0, str(code_dir))
+    else:
+        code = code_state()
     today = date.today()
     out = args.out or BENCH / "results" / f"profile-{today.isoformat()}.md"
     workload = Workload(today)

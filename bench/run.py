@@ -1,6 +1,7 @@
 """Hook latency and throughput benchmark (issue #7): one command, about two minutes.
 
-    .venv/bin/python bench/run.py
+    .venv/bin/python bench/run.py                 # the working tree as it is
+    .venv/bin/python bench/run.py --commit HEAD   # exactly the service's code of a commit
 
 Starts, all on 127.0.0.1 and stopped again by their own process ids:
 - the service the production way (``rpl-cds serve``: gunicorn gthread, 2 workers x 4 threads),
@@ -123,6 +124,7 @@ class Results:
 
     run_date: date
     timing: dict[str, Any]
+    code: str  # which code the servers loaded
     counts: dict[str, int]
     sizes: dict[str, int]
     cards: dict[str, list[str]]
@@ -162,9 +164,11 @@ def start_gunicorn(name: str, command: list[str], env: dict[str, str], tmp: Path
     raise RuntimeError(f"{name} did not answer within 60 s:\n{log.read_text()[-3000:]}")
 
 
-def start_service(tmp: Path, allowlist: list[str]) -> Process:
+def start_service(tmp: Path, allowlist: list[str], code_dir: Path | None) -> Process:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RPL_")}
+    if code_dir is not None:  # found before the editable install of the working tree
+        env["PYTHONPATH"] = os.pathsep.join([str(code_dir), *filter(None, [env.get("PYTHONPATH")])])
     env.update(
         RPL_AUTH_ENABLED="false",  # load without JWTs (logs a WARNING at start)
         RPL_DATABASE_URL=f"sqlite:///{tmp / 'feedback.sqlite3'}",
@@ -272,8 +276,9 @@ def vm_kib(pid: int, key: str) -> int | None:
     return None
 
 
-def measure(workload: Workload, timing: dict[str, Any], tmp: Path) -> Results:
-    results = Results(workload.today, timing, workload.counts(),
+def measure(workload: Workload, timing: dict[str, Any], tmp: Path, commit: str | None) -> Results:
+    code_dir, code = export_commit(commit, tmp / "code") if commit else (None, code_state())
+    results = Results(workload.today, timing, code, workload.counts(),
                       {hook: len(workload.body(hook)) for hook in HOOKS}, {})
     with contextlib.ExitStack() as stack:
         print("starting the FHIR server, the service and the null service ...", file=sys.stderr)
@@ -288,7 +293,7 @@ def measure(workload: Workload, timing: dict[str, Any], tmp: Path) -> Results:
             stack.callback(proxy.stop)
         except fhir_server.FhirServerUnavailable as exc:
             results.fhir_note = f"The FHIR server could not be started, so no-prefetch mode was not measured: {exc}"
-        service = start_service(tmp, [fhir.base_url, proxy.base_url] if fhir else [])
+        service = start_service(tmp, [fhir.base_url, proxy.base_url] if fhir else [], code_dir)
         stack.callback(service.stop)
         null = start_null(tmp)
         stack.callback(null.stop)
@@ -329,6 +334,8 @@ def measure(workload: Workload, timing: dict[str, Any], tmp: Path) -> Results:
         results.memory = {name: [(pid, vm_kib(pid, "VmHWM"), vm_kib(pid, "VmRSS")) for pid in proc.workers()]
                           for name, proc in (("rpl-cds", service), ("null", null))}
         results.service_errors = service.log.read_text(errors="replace").count('"level": "ERROR"')
+    if not commit and code_state() != code:
+        results.code += f" when the servers started; {code_state()} at the end"
     return results
 
 
@@ -388,8 +395,21 @@ def short(url: str) -> str:
     return name.replace(PATIENT_ID, "{id}")
 
 
+def export_commit(revision: str, into: Path) -> tuple[Path, str]:
+    """The service's code at one commit, exported with git archive (read-only for the repository),
+    so that a run measures exactly that commit whatever is being edited in the working tree."""
+    git = ["git", "-C", str(ROOT)]
+    commit = subprocess.run([*git, "rev-parse", "--short", revision], capture_output=True, text=True, check=True)
+    sha = commit.stdout.strip()
+    into.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run([*git, "archive", sha, "service", "cards", "fhir_mappings"], capture_output=True,
+                             check=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return into, f"commit {sha} (exported with git archive: uncommitted changes in the working tree are not in it)"
+
+
 def code_state() -> str:
-    """Which code was measured: the commit, and whether the service's code had uncommitted changes."""
+    """Which code is in the working tree: the commit, and whether the service's code has uncommitted changes."""
     git = ["git", "-C", str(ROOT)]
     commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     if not commit:
@@ -410,10 +430,10 @@ def machine() -> str:
             f"pydantic {metadata.version('pydantic')}, fhir.resources {metadata.version('fhir.resources')}")
 
 
-def environment(timing: dict[str, Any]) -> list[str]:
+def environment(timing: dict[str, Any], code: str) -> list[str]:
     return [
         f"- Machine: {machine()}.",
-        f"- Code: {code_state()}.",
+        f"- Code: {code}.",
         f"- Servers: `rpl-cds serve` and bench/null_app.py, both gunicorn gthread, {WORKERS} workers x {THREADS} "
         "threads, on 127.0.0.1; authentication off (`RPL_AUTH_ENABLED=false`), audit log on (INFO, to a file).",
         f"- Load: bench/loadgen.py in its own process, keep-alive, closed loop; per case {timing['warmup']} s warm-up, "
@@ -430,7 +450,7 @@ def report(r: Results) -> tuple[str, bool]:
         "`.venv/bin/python bench/run.py` (issue #7). The null service is the same stack answering "
         '`{"cards": []}`; ratios compare the service with it, measured case by case in turn.',
         "",
-        *environment(r.timing),
+        *environment(r.timing, r.code),
         f"- Workload (bench/workloads.py): one patient with {r.counts['Observation']} Observations (routine labs no "
         f"rule reads, 6 years of TSH/FT4, TPO, 2 antiphospholipid panels), {r.counts['Condition']} Conditions, "
         f"{r.counts['MedicationRequest']} MedicationRequests; 5 draft orders on order-select (1 selected) and "
@@ -515,13 +535,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=3.0, help="seconds measured per case at most")
     parser.add_argument("--max-requests", type=int, default=3000, help="requests measured per case at most")
     parser.add_argument("--out", type=Path, help="report file (default bench/results/<date>.md)")
+    parser.add_argument("--commit", metavar="REV",
+                        help="measure the service's code of this commit (e.g. HEAD) instead of the working tree")
     args = parser.parse_args(argv)
     started = time.monotonic()
     workload = Workload(date.today())
     out = args.out or BENCH / "results" / f"{workload.today.isoformat()}.md"
     timing = dict(warmup=args.warmup, duration=args.duration, max_requests=args.max_requests)
     with tempfile.TemporaryDirectory(prefix="rpl-bench-") as tmp:
-        results = measure(workload, timing, Path(tmp))
+        results = measure(workload, timing, Path(tmp), args.commit)
     text, passed = report(results)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)

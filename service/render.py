@@ -55,6 +55,14 @@ def detail(draft: CardDraft, t: Translator) -> str:
     return "\n".join(lines)
 
 
+SUMMARY_MAX = 139  # the spec: a "<140-character" summary
+
+
+def _summary(text: str) -> str:
+    """Summaries are tested to fit; a long value in a parameter must still never break the card."""
+    return text if len(text) <= SUMMARY_MAX else text[: SUMMARY_MAX - 1].rstrip() + "…"
+
+
 def render_card(draft: CardDraft, t: Translator, new_uuid: UuidFactory) -> Card:
     rec = recommendation(draft.rec_id)
     suggestions = [
@@ -76,7 +84,7 @@ def render_card(draft: CardDraft, t: Translator, new_uuid: UuidFactory) -> Card:
     ]
     return Card(
         uuid=new_uuid(),
-        summary=t(draft.summary),
+        summary=_summary(t(draft.summary)),
         detail=detail(draft, t),
         indicator=draft.indicator.value,
         source=Source(

@@ -71,3 +71,10 @@ def test_default_language_is_the_setting(tmp_path):
     response = app.test_client().post("/cds-services/rpl-patient-view", json=hook_request("patient-view", losses(2)))
     assert "Op basis van" in response.get_json()["cards"][0]["detail"]
     app.extensions["rpl"].close()
+
+
+def test_an_overlong_summary_is_shortened_not_a_crash():
+    from service.render import SUMMARY_MAX, _summary
+
+    assert len(_summary("x" * 500)) == SUMMARY_MAX and _summary("x" * 500).endswith("…")
+    assert _summary("short") == "short"

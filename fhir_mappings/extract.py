@@ -785,17 +785,22 @@ def _pregnancy(
     )
 
 
+PLAUSIBLE_GA_DAYS = range(0, 45 * 7)
+
+
 def _gestational_age(findings: tuple[Finding, ...], today: date) -> tuple[int | None, str | None]:
-    """Gestational age today, from the latest GA Observation or estimated due date."""
+    """Gestational age today, from the latest GA Observation or estimated due date.
+    An implausible result (negative, or beyond 45 weeks) is no gestational age."""
     for finding in reversed(findings):
         if finding.value is None or finding.date is None:
             continue
         if finding.what == "gestational-age":
-            return int(finding.value) + (today - finding.date).days, finding.source
-        if finding.what == "estimated-due-date":
-            due = as_date(finding.value)
-            if due is not None:
-                return 280 - (due - today).days, finding.source
+            days = int(finding.value) + (today - finding.date).days
+        elif finding.what == "estimated-due-date" and (due := as_date(finding.value)) is not None:
+            days = 280 - (due - today).days
+        else:
+            continue
+        return (days, finding.source) if days in PLAUSIBLE_GA_DAYS else (None, None)
     return None, None
 
 

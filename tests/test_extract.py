@@ -348,3 +348,11 @@ def test_wrongly_shaped_json_is_ignored_not_fatal(valuesets, change):
     condition_broken = rpl_diagnosis()
     change(condition_broken)
     facts_of(valuesets, condition_broken)
+
+
+@pytest.mark.parametrize("due_in_days", [400, -100])
+def test_implausible_gestational_age_is_unknown(valuesets, due_in_days):
+    preg = condition(SNOMED, "77386006", onset=day(-30))
+    edd = observation("11778-8", date=day(-7), date_value=day(due_in_days))
+    facts = facts_of(valuesets, preg, edd)
+    assert facts.pregnancy.current and facts.pregnancy.gestational_age_days is None

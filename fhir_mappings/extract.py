@@ -121,6 +121,8 @@ TSH_DEFAULT_RANGE = (0.4, 4.0)
 ANTIBODY_DEFAULT_CUTOFF = 40.0
 # Two miscarriage Conditions dated this close together are one event recorded twice.
 SAME_LOSS_EVENT_DAYS = 30
+# An obstetric history count above this is a data error, not a count to act on.
+MAX_PLAUSIBLE_LOSSES = 30
 # A gestational age measured this long before a loss tells the age at the loss.
 GA_AT_LOSS_LOOKBACK_DAYS = 42
 # A pregnancy Condition or positive test older than this is not a current pregnancy.
@@ -575,7 +577,7 @@ def _loss_count(
                 latest_history = (when, obs)
     if latest_history is not None:
         value, _, _, _ = _numeric(latest_history[1])
-        if value is not None and value >= 0 and value == int(value):
+        if value is not None and value == int(value) and 0 <= value <= MAX_PLAUSIBLE_LOSSES:
             when = latest_history[0] if latest_history[0] != date.min else None
             candidates.append(
                 LossCount(int(value), LossCountSource.OBSTETRIC_HISTORY, (_ref(latest_history[1]),), when)

@@ -356,3 +356,8 @@ def test_implausible_gestational_age_is_unknown(valuesets, due_in_days):
     edd = observation("11778-8", date=day(-7), date_value=day(due_in_days))
     facts = facts_of(valuesets, preg, edd)
     assert facts.pregnancy.current and facts.pregnancy.gestational_age_days is None
+
+
+@pytest.mark.parametrize("count", [1e300, 99999999999999999999999, 2.5, -3])
+def test_implausible_obstetric_history_count_is_not_used(valuesets, count):
+    assert facts_of(valuesets, observation("11614-5", value=count, unit="{#}")).loss_count is None

@@ -16,6 +16,7 @@ Data hygiene (recommendations.md, "Definitions used by every rule"):
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -312,6 +313,8 @@ def _numeric(obs: Any) -> tuple[float | None, str | None, str | None, str | None
     """(value, unit, comparator, text) from valueQuantity, valueInteger or valueString."""
     if obs.valueQuantity is not None and obs.valueQuantity.value is not None:
         q = obs.valueQuantity
+        if not math.isfinite(q.value):
+            return None, None, None, None
         comparator = {"≤": "<=", "≥": ">="}.get(q.comparator or "", q.comparator)
         return float(q.value), (q.unit or q.code), comparator, None
     if obs.valueInteger is not None:

@@ -8,7 +8,7 @@ becomes a ``FhirError``; the bearer token is sent per request and never logged.
 
 from __future__ import annotations
 
-import json
+import orjson
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -146,7 +146,7 @@ class FhirClient:
             if len(body) > limit:
                 raise FhirError("the FHIR response is larger than allowed")
         try:
-            data = json.loads(body)
+            data = orjson.loads(body)  # strict JSON: no NaN or Infinity
         except (ValueError, UnicodeDecodeError):
             raise FhirError("the FHIR server did not return JSON") from None
         if not isinstance(data, dict):

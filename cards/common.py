@@ -6,7 +6,6 @@ from collections.abc import Iterable
 
 from fhir_mappings.facts import LabResult, LossCountSource, OrderFact, PatientFacts
 
-from .catalog import OVERRIDE_REASON_SYSTEM
 from .i18n import Text, _
 from .model import Action, Hook, OverrideReason, RuleContext, Suggestion
 
@@ -43,9 +42,6 @@ def remove_draft(order: OrderFact, replacement: dict | None = None, replacement_
 
 def override(code: str, display: str) -> OverrideReason:
     return OverrideReason(code=code, display=Text(display))
-
-
-OVERRIDE_SYSTEM = OVERRIDE_REASON_SYSTEM
 
 
 def when(day) -> str:

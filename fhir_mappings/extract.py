@@ -192,7 +192,6 @@ def extract(
         age_years=_age(record.patient, today),
         loss_count=_loss_count(observations, conditions_t, findings, today, settings),
         rpl_diagnosis=_first_source(c for c in conditions_t if c.concept == "recurrent-pregnancy-loss" and c.active),
-        miscarriage_sources=tuple(c.source for c in conditions_t if c.concept == "miscarriage"),
         antibodies=tuple(_antibody_history(test, labs) for test in APL_TESTS),
         tsh=_latest(labs, "tsh"),
         ft4=_latest(labs, "free-t4"),

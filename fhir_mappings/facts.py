@@ -162,7 +162,6 @@ class PatientFacts:
     age_years: int | None = None
     loss_count: LossCount | None = None
     rpl_diagnosis: str | None = None  # source of an active RPL diagnosis
-    miscarriage_sources: tuple[str, ...] = ()
     antibodies: tuple[AntibodyHistory, ...] = ()
     tsh: LabResult | None = None
     ft4: LabResult | None = None

@@ -55,7 +55,6 @@ class FhirClient:
         self.base_url = base_url.rstrip("/") + "/"
         self.settings = settings
         self.session = session or self._new_session(settings)
-        self.round_trips = 0
 
     @staticmethod
     def _new_session(settings: FhirSettings) -> requests.Session:
@@ -107,7 +106,6 @@ class FhirClient:
     def _get(self, url: str, token: str | None, missing_ok: bool) -> dict[str, Any] | None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         for _ in range(MAX_REDIRECTS + 1):
-            self.round_trips += 1
             try:
                 response = self.session.get(
                     url,

@@ -36,6 +36,17 @@ POINTS = (
 )
 
 
+def _age_band(age: int) -> Text:
+    """C1.1: the patient's age band against the risk curve (lowest 20-35, rising fast from 40)."""
+    if age >= HIGH_RISK_AGE:
+        return Text(_("C1.1 At %(age)s the risk of a new miscarriage is higher: it rises quickly from 40."), {"age": age})
+    if age > LOW_RISK_AGE[1]:
+        return Text(_("C1.1 At %(age)s she is past the age band of lowest risk (20-35); the risk rises quickly from 40."), {"age": age})
+    if age >= LOW_RISK_AGE[0]:
+        return Text(_("C1.1 At %(age)s she is in the age band with the lowest risk of miscarriage (20-35)."), {"age": age})
+    return Text(_("C1.1 At %(age)s she is below the age band with the lowest risk of miscarriage (20-35)."), {"age": age})
+
+
 def c_lifestyle(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
     if not facts.has_rpl:
         return
@@ -54,8 +65,7 @@ def c_lifestyle(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
     age = facts.age_years
     if age is not None:
         fact_lines.append(Text(_("Age: %(age)s years"), {"age": age}))
-        if age >= HIGH_RISK_AGE:
-            personal.append(Text(_("C1.1 At %(age)s the risk of a new miscarriage is higher: it rises quickly from 40."), {"age": age}))
+        personal.append(_age_band(age))
     summary = (
         Text(_("Recurrent pregnancy loss: advise both partners to stop smoking, and discuss healthy behaviour"))
         if facts.smoking_current is not None

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from fhir_mappings.extract import APL_TESTS
+from fhir_mappings.labs import APL_TESTS
 from fhir_mappings.facts import PatientFacts
 
 from .common import lab_fact, loss_fact

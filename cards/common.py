@@ -30,8 +30,8 @@ def orders_to_check(facts: PatientFacts, ctx: RuleContext, concepts: Iterable[st
 
 def remove_draft(order: OrderFact, replacement: dict | None = None, replacement_label: Text | None = None) -> Suggestion | None:
     """A suggestion that deletes a draft order (and creates the alternative, if any)."""
-    if not order.draft:
-        return None  # an order already on record is not deleted from a card
+    if not order.draft or "/" not in order.reference:
+        return None  # an order on record is not deleted from a card; a draft without id cannot be
     actions = [Action("delete", Text(_("Remove the draft order: %(order)s"), {"order": order.display}), resource_id=order.reference)]
     label = Text(_("Remove %(order)s"), {"order": order.display})
     if replacement is not None:

@@ -235,14 +235,17 @@ class OrderSignContext(PatientViewContext):
             resource = entry.get("resource") if isinstance(entry, dict) else None
             if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
                 raise ValueError(f"entry[{index}] has no resource")
-            if not isinstance(resource.get("id"), str) or not FHIR_ID.match(resource["id"]):
-                raise ValueError(f"entry[{index}].resource has no valid id")
+            # A draft may come without an id (the public sandbox sends them so): it is still
+            # judged, but it cannot be selected, nor removed by a suggestion.
+            if "id" in resource and not (isinstance(resource["id"], str) and FHIR_ID.match(resource["id"])):
+                raise ValueError(f"entry[{index}].resource.id is not a valid FHIR id")
         return value
 
     def draft_references(self) -> set[str]:
         return {
             f"{entry['resource']['resourceType']}/{entry['resource']['id']}"
             for entry in self.draftOrders.get("entry", [])
+            if "id" in entry["resource"]
         }
 
 

@@ -153,8 +153,8 @@ def test_invalid_patient_view_request_is_400_and_says_why(client, change, expect
         (lambda b: b["context"].update(selections=["junk"]), "not a reference"),
         (lambda b: b["context"].pop("draftOrders"), "context.draftOrders: Field required"),
         (lambda b: b["context"].update(draftOrders={"resourceType": "Patient"}), "must be a FHIR Bundle"),
-        (lambda b: b["context"]["draftOrders"]["entry"].append({"resource": {"resourceType": "MedicationRequest"}}),
-         "has no valid id"),
+        (lambda b: b["context"]["draftOrders"]["entry"].append({"resource": {"resourceType": "MedicationRequest", "id": "a b"}}),
+         "is not a valid FHIR id"),
         (lambda b: b["context"].update(userId="Patient/1"), "context.userId"),
     ],
 )
@@ -214,3 +214,14 @@ def test_full_prefetch_with_null_keys_means_no_data(cds):
     data["conditions"] = None
     data["patient"] = None
     assert cds.call("patient-view", hook_request("patient-view", data=data)) == {"cards": []}
+
+
+def test_draft_without_id_is_judged_but_not_offered_for_removal(cds):
+    """The public CDS Hooks sandbox sends its draft MedicationRequest without an id."""
+    from tests.builders import losses
+
+    draft = progesterone_order()
+    del draft["id"]
+    card = next(c for c in cds.cards("order-sign", hook_request("order-sign", losses(2), drafts=(draft,)))
+                if c["source"]["topic"]["code"] == "E8.6a")
+    assert "suggestions" not in card and card["overrideReasons"]

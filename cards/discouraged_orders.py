@@ -81,6 +81,12 @@ def not_high_dose_aspirin(order: OrderFact) -> bool:
     return True
 
 
+def cites_homocysteine(order: OrderFact) -> bool:
+    """E5.7 is about B vitamins given *for* a raised homocysteine: the order cites a
+    homocysteine result as its reason. B12 or B6 for a deficiency is another matter."""
+    return "homocysteine" in order.reason
+
+
 def folic_acid_high_dose_for_rpl(order: OrderFact) -> bool:
     """E8.5: high-dose folic acid whose order gives RPL or miscarriage as the reason."""
     return (
@@ -246,6 +252,7 @@ TABLE: tuple[DiscouragedOrder, ...] = (
         "E5.7", ("homocysteine-vitamins",), rpl,
         _("Treating hyperhomocysteinaemia does not prevent miscarriage"),
         _("Do not treat hyperhomocysteinaemia with B vitamins to prevent miscarriage (NVOG 2022; replaces older advice)."),
+        judges=cites_homocysteine,
     ),
     DiscouragedOrder(
         "E6.1", ("septum-resection",), rpl,

@@ -33,8 +33,10 @@ from .settings import ExtractionSettings
 from .valuesets import ValueSetIndex
 
 # -- which value sets each part of the record is read for ----------------------
+# "homocysteine": no fact of its own, but an order citing such a result is what E5.7 is about,
+# so the prefetch asks for these results too.
 OBSERVATION_SETS = frozenset(
-    {*LAB_TESTS, *PREGNANCY_OBSERVATIONS, "spontaneous-abortions-count", "smoking-status"}
+    {*LAB_TESTS, *PREGNANCY_OBSERVATIONS, "spontaneous-abortions-count", "smoking-status", "homocysteine"}
 )
 CONDITION_SETS = frozenset(
     {

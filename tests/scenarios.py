@@ -78,7 +78,7 @@ ONE_LOSS = (losses(1),)
 S = Scenario
 
 # -- the discouraged-order table: one pair per row, built from the row itself -----------
-CUSTOM_ROWS = {"E3.1", "E5.1c", "E5.3", "E8.4", "E8.5"}
+CUSTOM_ROWS = {"E3.1", "E5.1c", "E5.3", "E5.7", "E8.4", "E8.5"}
 TABLE_SCENARIOS = [
     s
     for row in TABLE
@@ -164,6 +164,14 @@ LOGIC_SCENARIOS = [
     # E5.3
     S("E5.3", "fires-metformin-without-diabetes", "order-sign", RPL, (order_of("metformin"),)),
     S("E5.3", "silent-with-diabetes", "order-sign", (*RPL, condition(SNOMED, "44054006")), (order_of("metformin"),)),
+    # E5.7: only B vitamins given for a raised homocysteine
+    S("E5.7", "fires-b-vitamins-citing-a-homocysteine-result", "order-sign",
+      (*RPL, observation("13965-9", value=18, unit="umol/L", rid="hcy-1")),
+      ({**order_of("homocysteine-vitamins"), "reasonReference": [{"reference": "Observation/hcy-1"}]},)),
+    S("E5.7", "silent-b12-without-homocysteine-reason", "order-sign", RPL, (order_of("homocysteine-vitamins"),)),
+    S("E5.7", "silent-after-a-single-miscarriage", "order-sign",
+      (*ONE_LOSS, observation("13965-9", value=18, unit="umol/L", rid="hcy-1")),
+      ({**order_of("homocysteine-vitamins"), "reasonReference": [{"reference": "Observation/hcy-1"}]},)),
     # E5.6
     S("E5.6", "fires-for-rpl", "patient-view", RPL),
     S("E5.6", "silent-when-vitamin-d-is-taken", "patient-view", (*RPL, order_of("vitamin-d", status="active"))),

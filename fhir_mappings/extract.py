@@ -38,6 +38,7 @@ from .valuesets import ValueSetIndex
 OBSERVATION_SETS = frozenset(
     {*LAB_TESTS, *PREGNANCY_OBSERVATIONS, "spontaneous-abortions-count", "smoking-status", "homocysteine"}
 )
+READ_OBSERVATION_SETS = OBSERVATION_SETS - {"homocysteine"}  # only cited, never read as a fact
 CONDITION_SETS = frozenset(
     {
         "recurrent-pregnancy-loss",
@@ -79,7 +80,7 @@ def extract(
     for raw in record.resources:
         rtype = raw.get("resourceType")
         if rtype == "Observation":
-            names = valuesets.classify(raw.get("code")) & OBSERVATION_SETS
+            names = valuesets.classify(raw.get("code")) & READ_OBSERVATION_SETS
             if not names or raw_str(raw, "status") not in VALID_OBSERVATION_STATUS:
                 continue
             if len(names) == 1 and (test := next(iter(names))) in LATEST_ONLY:

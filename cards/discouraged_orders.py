@@ -62,6 +62,7 @@ def euthyroid_with_tpo(facts: PatientFacts) -> bool:
 
 
 def rpl_without_diabetes(facts: PatientFacts) -> bool:
+    """E5.3, and D5.2: with diabetes on record, glucose tests and metformin serve its care."""
     return facts.has_rpl and facts.active_condition("diabetes") is None
 
 
@@ -169,7 +170,7 @@ TABLE: tuple[DiscouragedOrder, ...] = (
         (override("specific-question", _("Specific clinical question")),),
     ),
     DiscouragedOrder(
-        "D5.2", ("pcos-glucose-insulin",), rpl,
+        "D5.2", ("pcos-glucose-insulin",), rpl_without_diabetes,
         _("No PCOS, fasting glucose or insulin tests to explain recurrent pregnancy loss"),
         _("Do not test for polycystic ovary syndrome, fasting glucose or insulin to explain recurrent pregnancy loss."),
     ),

@@ -161,6 +161,8 @@ LOGIC_SCENARIOS = [
       (*RPL, tsh(2.0), observation("8099-4", value=10, unit="IU/mL", high=35)), (order_of("levothyroxine"),)),
     S("E5.1c", "silent-tsh-high", "order-sign",
       (*RPL, tsh(12.0), observation("8099-4", value=120, unit="IU/mL", high=35)), (order_of("levothyroxine"),)),
+    # D5.2 with diabetes: glucose tests serve its care
+    S("D5.2", "silent-with-diabetes", "order-sign", (*RPL, condition(SNOMED, "44054006")), (order_of("pcos-glucose-insulin"),)),
     # E5.3
     S("E5.3", "fires-metformin-without-diabetes", "order-sign", RPL, (order_of("metformin"),)),
     S("E5.3", "silent-with-diabetes", "order-sign", (*RPL, condition(SNOMED, "44054006")), (order_of("metformin"),)),

@@ -41,6 +41,7 @@ CONTRAINDICATION_TEXT = {
     "sac-without-embryo": _("gestational sac above 25 mm without fetal parts"),
     "ectopic-pregnancy": _("ectopic pregnancy"),
     "life-threatening-bleeding": _("life-threatening bleeding"),
+    "non-viable-pregnancy": _("non-viable pregnancy (missed miscarriage)"),
 }
 
 

@@ -122,10 +122,10 @@ def pregnancy_facts(
         # A loss recorded after the pregnancy was first seen ends that pregnancy.
         for c in conditions:
             when = event_date(c)
+            # (A missed miscarriage too: the pregnancy is no longer viable.)
             if c.concept in ("miscarriage", "missed-miscarriage", "molar-pregnancy") and when and when > since:
-                if not c.active or c.concept != "missed-miscarriage":
-                    sources = []
-                    break
+                sources = []
+                break
     if not sources:
         # No current pregnancy on record, but an active ectopic pregnancy or a recent
         # non-viable scan still forbids starting progesterone (E8.6c).
@@ -196,8 +196,9 @@ def _gestational_age(findings: tuple[Finding, ...], today: date) -> tuple[int | 
 
 
 def _progesterone_contraindications(conditions, findings, in_this_pregnancy) -> tuple[Finding, ...]:
-    """E8.6c: CRL > 7 mm without heart activity; sac > 25 mm without fetal parts;
-    ectopic pregnancy; life-threatening bleeding. Only explicit evidence counts."""
+    """E8.6c: CRL > 7 mm without heart activity; sac > 25 mm without fetal parts (or a
+    recent missed miscarriage diagnosed from them); ectopic pregnancy; life-threatening
+    bleeding. Only explicit evidence counts."""
     found: list[Finding] = []
     for c in conditions:
         if not c.active:
@@ -206,6 +207,10 @@ def _progesterone_contraindications(conditions, findings, in_this_pregnancy) -> 
             found.append(Finding("ectopic-pregnancy", c.source, event_date(c)))
         elif c.concept == "anembryonic-pregnancy":
             found.append(Finding("sac-without-embryo", c.source, event_date(c)))
+        elif c.concept == "missed-miscarriage" and in_this_pregnancy(event_date(c)):
+            # Reading: a missed miscarriage is diagnosed by the E8.6c ultrasound findings
+            # (no heart activity at a CRL above 7 mm, or a sac above 25 mm without embryo).
+            found.append(Finding("non-viable-pregnancy", c.source, event_date(c)))
         elif c.concept == "early-pregnancy-bleeding" and c.severe:
             # Reading: a bleeding recorded with severity 'severe' is the guideline's
             # life-threatening bleeding; the record has no finer grade.

@@ -167,8 +167,11 @@ def scan(crl_mm=None, sac_mm=None, heart=None, when=-1):
         (lambda: scan(sac_mm=26, heart=0), True),
         (lambda: scan(sac_mm=25, heart=0), False),
         (lambda: [condition(SNOMED, "54048003", onset=day(-1), severity="24484000")], True),
+        (lambda: [condition(SNOMED, "16607004", onset=day(-2))], True),
+        (lambda: [condition(SNOMED, "16607004", onset=day(-200))], False),
     ],
-    ids=["ectopic", "crl-8-no-heart", "crl-7-no-heart", "crl-8-heart", "sac-26-empty", "sac-25-empty", "severe-bleeding"],
+    ids=["ectopic", "crl-8-no-heart", "crl-7-no-heart", "crl-8-heart", "sac-26-empty", "sac-25-empty", "severe-bleeding",
+         "missed-miscarriage-now", "missed-miscarriage-long-ago"],
 )
 def test_e8_6c_stops_progesterone(cds, findings, stop):
     cards = topics(cds, "order-sign", losses(3), *pregnancy(extra=tuple(findings())), drafts=(progesterone_order(rid="p"),))
@@ -189,3 +192,8 @@ def test_e8_6c_needs_no_rpl(cds):
 def test_resolved_ectopic_is_not_a_stop(cds):
     ectopic = condition(SNOMED, "34801009", onset=day(-400), clinical="resolved")
     assert "E8.6c" not in topics(cds, "order-select", losses(2), ectopic, drafts=(progesterone_order(rid="p"),))
+
+
+def test_no_e8_6b_and_no_s2_after_a_missed_miscarriage(cds):
+    cards = topics(cds, "patient-view", losses(3), *pregnancy(), condition(SNOMED, "16607004", onset=day(-1)))
+    assert "E8.6b" not in cards and "S2" not in cards and "S4" in cards

@@ -128,7 +128,8 @@ def call_service(service_id: str):
 
 def _language(rt: Runtime) -> str:
     if request.accept_languages:
-        best = request.accept_languages.best_match(("nl", "en"))
+        default = rt.settings.language  # first, so that 'Accept-Language: *' gets the default
+        best = request.accept_languages.best_match((default, "en" if default == "nl" else "nl"))
         if best:
             return best
     return rt.settings.language

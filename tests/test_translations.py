@@ -78,3 +78,13 @@ def test_an_overlong_summary_is_shortened_not_a_crash():
 
     assert len(_summary("x" * 500)) == SUMMARY_MAX and _summary("x" * 500).endswith("…")
     assert _summary("short") == "short"
+
+
+@pytest.mark.parametrize("header,expected", [("nl-BE", "Op basis van"), ("en-US,en;q=0.9", "Based on"),
+                                             ("de-DE", "Based on"), ("*", "Based on"), ("fr, nl;q=0.5", "Op basis van")])
+def test_accept_language_chooses(cds, header, expected):
+    from tests.builders import hook_request, losses
+
+    response = cds.client.post("/cds-services/rpl-patient-view", json=hook_request("patient-view", losses(2)),
+                               headers={"Accept-Language": header})
+    assert expected in response.get_json()["cards"][0]["detail"]

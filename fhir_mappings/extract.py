@@ -60,6 +60,11 @@ CONDITION_SETS = frozenset(
     }
 )
 PROCEDURE_SETS = frozenset({"uterine-imaging", "karyotype", "pregnancy-tissue-genetics"})
+# Procedures done, and imaging reports issued, count as performed.
+DONE_STATUS = {
+    "Procedure": frozenset({"completed", "in-progress"}),
+    "DiagnosticReport": frozenset({"final", "amended", "corrected", "appended"}),
+}
 
 VALID_OBSERVATION_STATUS = frozenset({"final", "amended", "corrected", "preliminary"})
 
@@ -91,9 +96,9 @@ def extract(
             names = valuesets.classify(raw.get("code")) & CONDITION_SETS
             if names:
                 conditions.extend(condition_facts(names, raw))
-        elif rtype == "Procedure":
+        elif rtype in ("Procedure", "DiagnosticReport"):
             names = valuesets.classify(raw.get("code")) & PROCEDURE_SETS
-            if names and raw_str(raw, "status") in ("completed", "in-progress"):
+            if names and raw_str(raw, "status") in DONE_STATUS[rtype]:
                 model = validated(raw)
                 if model is not None:
                     procedures.append((names, model))

@@ -46,14 +46,21 @@ def findings_of(
             found.append(Finding(name, reference_of(obs), when, _finding_value(name, obs)))
         for name in names & {"gestational-age", "estimated-due-date"}:
             found.append(Finding(name, reference_of(obs), when, _finding_value(name, obs)))
-    for names, proc in procedures:
-        when = as_date(proc.performedDateTime) or (
-            as_date(proc.performedPeriod.start) if proc.performedPeriod else None
-        )
+    for names, proc in procedures:  # Procedures and DiagnosticReports
+        when = _performed(proc)
         for name in sorted(names):
             found.append(Finding(name, reference_of(proc), when, None))
     found.sort(key=lambda f: (f.date or date.min, f.source))
     return tuple(found)
+
+
+def _performed(resource: Any) -> date | None:
+    """When a Procedure was done or a DiagnosticReport's findings were made."""
+    if resource.get_resource_type() == "Procedure":
+        period = resource.performedPeriod
+        return as_date(resource.performedDateTime) or (as_date(period.start) if period else None)
+    period = resource.effectivePeriod
+    return as_date(resource.effectiveDateTime) or (as_date(period.start) if period else None) or as_date(resource.issued)
 
 
 def _finding_value(name: str, obs: Any) -> str | None:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 CLINICAL_TYPES = frozenset(
-    {"Condition", "Observation", "MedicationRequest", "MedicationStatement", "ServiceRequest", "Procedure"}
+    {"Condition", "Observation", "MedicationRequest", "MedicationStatement", "ServiceRequest", "Procedure",
+     "DiagnosticReport"}
 )
 ORDER_TYPES = frozenset({"MedicationRequest", "ServiceRequest"})
 

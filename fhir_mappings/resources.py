@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from fhir.resources.R4B.condition import Condition
+from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from fhir.resources.R4B.medication import Medication
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.medicationstatement import MedicationStatement
@@ -25,6 +26,7 @@ MODELS = {
     model.__name__: model
     for model in (
         Condition,
+        DiagnosticReport,
         Medication,
         MedicationRequest,
         MedicationStatement,
@@ -64,6 +66,7 @@ READ_ELEMENTS: dict[str, frozenset[str]] = {
     }),
     "ServiceRequest": frozenset({"status", "intent", "subject", "code", "reasonCode", "reasonReference"}),
     "Procedure": frozenset({"status", "subject", "code", "performedDateTime", "performedPeriod"}),
+    "DiagnosticReport": frozenset({"status", "subject", "code", "effectiveDateTime", "effectivePeriod", "issued"}),
     "Medication": frozenset({"code"}),
 }
 

@@ -62,6 +62,10 @@ def prefetch_queries(valuesets: ValueSetIndex, page_size: int) -> tuple[Prefetch
         PrefetchQuery("medicationStatements", f"MedicationStatement?patient={PATIENT_TOKEN}&status=active,intended{count}"),
         PrefetchQuery("serviceRequests", f"ServiceRequest?patient={PATIENT_TOKEN}&status=active,on-hold,draft{count}"),
         PrefetchQuery("procedures", f"Procedure?patient={PATIENT_TOKEN}&status=completed,in-progress{count}"),
+        # Imaging is often recorded as a report, not a Procedure (D6: uterine imaging on record).
+        PrefetchQuery(
+            "diagnosticReports", f"DiagnosticReport?patient={PATIENT_TOKEN}&status=final,amended,corrected,appended{count}"
+        ),
     )
 
 

@@ -20,6 +20,7 @@ PREFETCH_KEYS = {
     "MedicationStatement": "medicationStatements",
     "ServiceRequest": "serviceRequests",
     "Procedure": "procedures",
+    "DiagnosticReport": "diagnosticReports",
 }
 
 

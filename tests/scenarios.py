@@ -119,6 +119,12 @@ LOGIC_SCENARIOS = [
     S("D6", "silent-after-a-hysteroscopy", "patient-view", (*RPL, {
         "resourceType": "Procedure", "id": "hsc", "status": "completed", "subject": {"reference": "Patient/pat-1"},
         "code": {"coding": [{"system": SNOMED, "code": "88355005"}]}, "performedDateTime": "2025-10-01"})),
+    S("D6", "silent-after-a-transvaginal-ultrasound-report", "patient-view", (*RPL, {
+        "resourceType": "DiagnosticReport", "id": "tvus", "status": "final", "subject": {"reference": "Patient/pat-1"},
+        "code": {"coding": [{"system": LOINC, "code": "24677-7"}]}, "effectiveDateTime": "2025-09-01"})),
+    S("D6", "fires-when-the-ultrasound-report-is-only-registered", "patient-view", (*RPL, {
+        "resourceType": "DiagnosticReport", "id": "tvus", "status": "registered", "subject": {"reference": "Patient/pat-1"},
+        "code": {"coding": [{"system": LOINC, "code": "24677-7"}]}})),
     S("D6", "silent-during-a-pregnancy", "patient-view", (*RPL, *pregnancy())),
     S("D6", "silent-when-ultrasound-is-ordered", "patient-view", (*RPL, order_of("uterine-imaging", status="active"))),
     # E1 (with D1)

@@ -175,7 +175,7 @@ def test_call_command_prints_the_cards(fhir_servers, cds_service, tester_key):
         capture_output=True, text=True, timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    assert "=== rpl-patient-view for Patient/rpl-demo-pregnant-bleeding (prefetch 7 keys) -> HTTP 200" in done.stdout
+    assert "=== rpl-patient-view for Patient/rpl-demo-pregnant-bleeding (prefetch 8 keys) -> HTTP 200" in done.stdout
     assert "[INFO] E8.6b:" in done.stdout
     assert "-> suggestion: Prescribe progesterone 400 mg" in done.stdout
     assert server.token not in done.stdout + done.stderr

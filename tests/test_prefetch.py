@@ -21,7 +21,8 @@ def mock_server(rsps, *resources, patient_status=200, token="secret-token-123"):
     headers = [matchers.header_matcher({"Authorization": f"Bearer {token}"})] if token else []
     rsps.add(responses.GET, f"{FHIR_BASE}/Patient/{PID}", json=patient() if patient_status == 200 else {},
              status=patient_status, match=headers)
-    for rtype in ("Condition", "Observation", "MedicationRequest", "MedicationStatement", "ServiceRequest", "Procedure"):
+    for rtype in ("Condition", "Observation", "MedicationRequest", "MedicationStatement", "ServiceRequest", "Procedure",
+                  "DiagnosticReport"):
         rsps.add(responses.GET, re.compile(rf"{re.escape(FHIR_BASE)}/{rtype}\?.*"),
                  json=bundle(*[r for r in resources if r["resourceType"] == rtype]), match=headers)
 
@@ -38,7 +39,7 @@ def test_everything_fetched_when_no_prefetch(client):
     r = client.post("/cds-services/rpl-patient-view", json=body)
     assert r.status_code == 200, r.get_data(as_text=True)
     assert {"D3.2", "D5.1a"} <= set(topics(r))
-    assert len(responses.calls) == 7
+    assert len(responses.calls) == 8
     searched = {c.request.url.split("?")[0].rsplit("/", 1)[-1] for c in responses.calls}
     assert searched >= {"Condition", "Observation", "MedicationRequest"}
     assert all(f"patient={PID}" in c.request.url for c in responses.calls if "?" in c.request.url)

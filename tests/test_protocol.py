@@ -23,7 +23,7 @@ def test_discovery_lists_the_three_services(client):
         assert service["title"] and service["description"]
         assert set(service["prefetch"]) == {
             "patient", "conditions", "observations", "medicationRequests",
-            "medicationStatements", "serviceRequests", "procedures",
+            "medicationStatements", "serviceRequests", "procedures", "diagnosticReports",
         }
 
 

@@ -67,9 +67,18 @@ FT4 = _("Free T4")
 FT4_PAIRING = timedelta(days=30)
 
 
-def paired_ft4(facts: PatientFacts):
-    """The latest free T4 that belongs to the latest TSH, or None."""
+def current_tsh(facts: PatientFacts):
+    """The latest TSH if it is from the last 12 months: an older one is no basis to treat
+    or to add tests on (D5.1a asks for a new one instead)."""
     tsh = facts.tsh
+    if tsh is None or tsh.date is None or facts.today - tsh.date > TSH_SCREENING_VALID:
+        return None
+    return tsh
+
+
+def paired_ft4(facts: PatientFacts):
+    """The latest free T4 that belongs to the latest (current) TSH, or None."""
+    tsh = current_tsh(facts)
     if tsh is None or tsh.date is None:
         return None
     ft4 = [r for r in facts.results("free-t4") if r.date is not None and r.date >= tsh.date - FT4_PAIRING]
@@ -77,14 +86,16 @@ def paired_ft4(facts: PatientFacts):
 
 
 def tsh_abnormal(facts: PatientFacts) -> bool:
-    return facts.tsh is not None and facts.tsh.interpretation in (Interpretation.HIGH, Interpretation.LOW)
+    tsh = current_tsh(facts)
+    return tsh is not None and tsh.interpretation in (Interpretation.HIGH, Interpretation.LOW)
 
 
 def d5_1c(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
     """D5.1c - Free T4 when TSH is abnormal (NVOG 2022 part D, module 5.1).
 
-    When: RPL, the latest TSH outside the lab's reference range (else 0.4-4.0
-    mIU/L), no free T4 belonging to it, none ordered. Then: suggest free T4.
+    When: RPL, the latest TSH, of the last 12 months, outside the lab's reference
+    range (else 0.4-4.0 mIU/L), no free T4 belonging to it, none ordered. Then:
+    suggest free T4.
     """
     if not facts.has_rpl or not tsh_abnormal(facts) or paired_ft4(facts) is not None:
         return
@@ -95,7 +106,7 @@ def d5_1c(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
         rec_id="D5.1c",
         indicator=Indicator.INFO,
         summary=Text(_("TSH outside the reference range: check free T4")),
-        facts=(lab_fact(TSH, facts.tsh), _range_fact(facts.tsh), Text(_("No free T4 with this TSH"))),
+        facts=(lab_fact(TSH, current_tsh(facts)), _range_fact(current_tsh(facts)), Text(_("No free T4 with this TSH"))),
         advice=(Text(_("When TSH is abnormal, measure free T4 to tell overt from subclinical thyroid disease.")),),
         suggestions=(Suggestion(Text(_("Order free T4")), (Action("create", Text(_("Order %(test)s"), {"test": Text(FT4)}), resource=order),), recommended=True),),
     )

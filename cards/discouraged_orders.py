@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from fhir_mappings.facts import Interpretation, OrderFact, PatientFacts
 
 from .common import lab_fact, loss_fact, order_fact, orders_to_check, override, remove_draft
+from .d5_1_thyroid import current_tsh
 from .i18n import Text, _
 from .model import CardDraft, Indicator, OverrideReason, RuleContext
 
@@ -53,8 +54,8 @@ def euthyroid_with_tpo(facts: PatientFacts) -> bool:
     """E5.1c: TSH normal, TPO antibodies positive, no hypothyroidism diagnosis."""
     return (
         facts.has_rpl
-        and facts.tsh is not None
-        and facts.tsh.interpretation is Interpretation.NORMAL
+        and current_tsh(facts) is not None
+        and current_tsh(facts).interpretation is Interpretation.NORMAL
         and facts.tpo is not None
         and facts.tpo.interpretation is Interpretation.POSITIVE
         and facts.active_condition("hypothyroidism") is None
@@ -340,7 +341,7 @@ def _context_facts(row: DiscouragedOrder, facts: PatientFacts) -> tuple[Text, ..
         lines.append(Text(_("Hereditary thrombophilia on record (%(source)s); antiphospholipid syndrome criteria not met"),
                           {"source": facts.active_condition("hereditary-thrombophilia").source}))
     if row.applies is euthyroid_with_tpo:
-        lines += [lab_fact(_("TSH"), facts.tsh), lab_fact(_("TPO antibodies"), facts.tpo)]
+        lines += [lab_fact(_("TSH"), current_tsh(facts)), lab_fact(_("TPO antibodies"), facts.tpo)]
     return tuple(lines)
 
 

@@ -9,6 +9,7 @@ E5.1b: subclinical hypothyroidism (TSH high, free T4 normal) is not treated
   free T4 known to be normal: without it, D5.1c asks for one first.
 E5.1c (no levothyroxine for TPO antibodies with normal TSH) is a row of the
   discouraged-order table.
+Lab values count only from a TSH of the last 12 months (current_tsh).
 The levothyroxine dose is left to the prescriber: the catalogue gives none.
 """
 
@@ -19,7 +20,7 @@ from collections.abc import Iterator
 from fhir_mappings.facts import Interpretation, PatientFacts
 
 from .common import lab_fact, loss_fact
-from .d5_1_thyroid import FT4, TSH, paired_ft4
+from .d5_1_thyroid import FT4, TSH, current_tsh, paired_ft4
 from .i18n import Text, _
 from .model import Action, CardDraft, Indicator, RuleContext, Suggestion
 from .orders import Dose
@@ -37,8 +38,8 @@ def _prescribe(ctx: RuleContext) -> Suggestion:
 
 def _lab_facts(facts: PatientFacts) -> list[Text]:
     lines = [loss_fact(facts)]
-    if facts.tsh is not None:
-        lines.append(lab_fact(TSH, facts.tsh))
+    if current_tsh(facts) is not None:
+        lines.append(lab_fact(TSH, current_tsh(facts)))
     ft4 = paired_ft4(facts)
     if ft4 is not None:
         lines.append(lab_fact(FT4, ft4))
@@ -48,7 +49,7 @@ def _lab_facts(facts: PatientFacts) -> list[Text]:
 def e5_1(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
     if not facts.has_rpl or facts.has_order("levothyroxine") is not None:
         return
-    tsh, ft4 = facts.tsh, paired_ft4(facts)
+    tsh, ft4 = current_tsh(facts), paired_ft4(facts)
     diagnosis = facts.active_condition("hypothyroidism")
     tsh_high = tsh is not None and tsh.interpretation is Interpretation.HIGH
     if diagnosis is not None or (tsh_high and ft4 is not None and ft4.interpretation is Interpretation.LOW):

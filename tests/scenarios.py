@@ -113,6 +113,7 @@ LOGIC_SCENARIOS = [
     S("D5.1c", "fires-tsh-low-without-ft4", "patient-view", (*RPL, tsh(0.1))),
     S("D5.1c", "silent-tsh-4.0-is-in-range", "patient-view", (*RPL, tsh(4.0))),
     S("D5.1c", "silent-ft4-with-the-tsh", "patient-view", (*RPL, tsh(6.5), ft4(14.0, low=12, high=22))),
+    S("D5.1c", "silent-tsh-6.5-older-than-12-months", "patient-view", (*RPL, tsh(6.5, date="2025-06-01"))),
     S("D5.1c", "fires-above-the-labs-own-range", "patient-view", (*RPL, tsh(3.8, low=0.3, high=3.5))),
     # D6
     S("D6", "fires-without-uterine-imaging", "patient-view", RPL),
@@ -160,6 +161,8 @@ LOGIC_SCENARIOS = [
     S("E5.1b", "fires-tsh-above-10-ft4-normal", "patient-view", (*RPL, tsh(10.5), ft4(15.0, low=12, high=22))),
     S("E5.1b", "fires-tsh-6.5-ft4-normal-counsel", "patient-view", (*RPL, tsh(6.5), ft4(15.0, low=12, high=22))),
     S("E5.1b", "silent-tsh-4.0", "patient-view", (*RPL, tsh(4.0), ft4(15.0, low=12, high=22))),
+    S("E5.1b", "silent-tsh-above-10-older-than-12-months", "patient-view",
+      (*RPL, tsh(10.5, date="2025-06-01"), ft4(15.0, low=12, high=22, date="2025-06-01"))),
     S("E5.1b", "silent-without-ft4", "patient-view", (*RPL, tsh(6.5))),
     S("E5.1c", "fires-levothyroxine-for-tpo-with-normal-tsh", "order-sign",
       (*RPL, tsh(2.0), observation("8099-4", value=120, unit="IU/mL", high=35)), (order_of("levothyroxine"),)),

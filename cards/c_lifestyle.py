@@ -10,6 +10,7 @@ smoker (C2.1, stronger wording), BMI outside 18.5-25 (C2.2), age 40 or over
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 from fhir_mappings.facts import PatientFacts
 
@@ -36,6 +37,16 @@ POINTS = (
 )
 
 
+PERSONAL_DATA_VALID = timedelta(days=365)
+
+
+def _recent(facts: PatientFacts, fact):
+    """A smoking status or BMI counts for the personal lines only when from the last 12 months."""
+    if fact is None or fact.date is None or facts.today - fact.date > PERSONAL_DATA_VALID:
+        return None
+    return fact
+
+
 def _age_band(age: int) -> Text:
     """C1.1: the patient's age band against the risk curve (lowest 20-35, rising fast from 40)."""
     if age >= HIGH_RISK_AGE:
@@ -52,12 +63,12 @@ def c_lifestyle(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
         return
     personal: list[Text] = []
     fact_lines: list[Text] = [loss_fact(facts)]
-    if facts.smoking_current is not None:
+    smoker = _recent(facts, facts.smoking_current)
+    if smoker is not None:
         personal.append(Text(_("C2.1 She smokes: advise her and her partner firmly to stop, and offer support to quit.")))
         fact_lines.append(Text(_("Smoking status: %(status)s on %(date)s (%(source)s)"), {
-            "status": facts.smoking_current.value or "-", "date": when(facts.smoking_current.date),
-            "source": facts.smoking_current.source}))
-    bmi = facts.bmi
+            "status": smoker.value or "-", "date": when(smoker.date), "source": smoker.source}))
+    bmi = _recent(facts, facts.bmi)
     if bmi is not None and bmi.value is not None and not (HEALTHY_BMI[0] <= bmi.value <= HEALTHY_BMI[1]):
         personal.append(Text(_("C2.2 BMI %(bmi)s is outside 18.5-25: discuss reaching a healthy weight."), {"bmi": f"{bmi.value:g}"}))
         fact_lines.append(Text(_("BMI: %(value)s on %(date)s (%(source)s)"), {
@@ -68,7 +79,7 @@ def c_lifestyle(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
         personal.append(_age_band(age))
     summary = (
         Text(_("Recurrent pregnancy loss: advise both partners to stop smoking, and discuss healthy behaviour"))
-        if facts.smoking_current is not None
+        if smoker is not None
         else Text(_("Recurrent pregnancy loss: discuss healthy behaviour with both partners"))
     )
     yield CardDraft(

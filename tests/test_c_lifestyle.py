@@ -31,3 +31,9 @@ def test_current_smoker_gets_the_stronger_wording_first(cds):
 def test_bmi_outside_the_healthy_range_is_named(cds):
     assert "BMI 31.2 is outside" in c_card(cds, observation("39156-5", value=31.2, unit="kg/m2"))["detail"]
     assert "is outside" not in c_card(cds, observation("39156-5", value=22.0, unit="kg/m2"))["detail"]
+
+
+def test_old_smoking_status_and_bmi_are_not_personal_lines(cds):
+    card = c_card(cds, observation("72166-2", concept=(SNOMED, "449868002"), date="2020-01-01"),
+                  observation("39156-5", value=31.2, unit="kg/m2", date="2020-01-01"))
+    assert "She smokes" not in card["detail"] and "is outside" not in card["detail"]

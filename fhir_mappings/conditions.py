@@ -15,7 +15,7 @@ from typing import Any
 from .facts import ConditionFact, Finding, LossCount, LossCountSource
 from .settings import ExtractionSettings
 from .fhir_values import (
-    SEVERE, as_date, coding_pairs, numeric_value, observation_date, reference_of, validated,
+    SEVERE, as_date, coding_pairs, numeric_value, observation_date, reference_of, Validate,
 )
 from .record import as_list
 
@@ -29,7 +29,7 @@ MAX_PLAUSIBLE_LOSSES = 30
 GA_AT_LOSS_LOOKBACK_DAYS = 42
 
 
-def condition_facts(names: frozenset[str], raw: Mapping[str, Any]) -> list[ConditionFact]:
+def condition_facts(names: frozenset[str], raw: Mapping[str, Any], validated: Validate) -> list[ConditionFact]:
     verification = status_code(raw.get("verificationStatus"))
     if verification in IGNORED_VERIFICATION:
         return []

@@ -22,13 +22,14 @@ from typing import Any
 
 from .conditions import condition_facts, loss_count
 from .facts import ConditionFact, OrderFact, PatientFacts
-from .fhir_values import as_date, raw_reference, raw_str, validated
+from .fhir_values import Validate, as_date, raw_reference, raw_str
 from .labs import (
     APL_TESTS, LAB_TESTS, LATEST_ONLY, antibody_history, lab_results, latest, newest_usable, smoking,
 )
 from .orders import order_fact, order_on_record
 from .pregnancy import PREGNANCY_OBSERVATIONS, findings_of, pregnancy_facts
 from .record import PatientRecord
+from .resources import UNCACHED, ResourceParser
 from .settings import ExtractionSettings
 from .valuesets import ValueSetIndex
 
@@ -74,8 +75,11 @@ def extract(
     valuesets: ValueSetIndex,
     today: date,
     settings: ExtractionSettings = ExtractionSettings(),
+    parser: ResourceParser = UNCACHED,
 ) -> PatientFacts:
-    """Turn one patient's raw FHIR data into the facts every rule reads."""
+    """Turn one patient's raw FHIR data into the facts every rule reads; parser validates
+    the resources read (the service's one remembers them, see ResourceParser)."""
+    validated = parser.validated
     observations: list[tuple[frozenset[str], Any]] = []
     conditions: list[ConditionFact] = []
     procedures: list[tuple[frozenset[str], Any]] = []
@@ -95,7 +99,7 @@ def extract(
         elif rtype == "Condition":
             names = valuesets.classify(raw.get("code")) & CONDITION_SETS
             if names:
-                conditions.extend(condition_facts(names, raw))
+                conditions.extend(condition_facts(names, raw, validated))
         elif rtype in ("Procedure", "DiagnosticReport"):
             names = valuesets.classify(raw.get("code")) & PROCEDURE_SETS
             if names and raw_str(raw, "status") in DONE_STATUS[rtype]:
@@ -103,24 +107,24 @@ def extract(
                 if model is not None:
                     procedures.append((names, model))
         elif rtype in ("MedicationRequest", "MedicationStatement", "ServiceRequest"):
-            order = order_fact(raw, record, valuesets, by_reference, draft=False)
+            order = order_fact(raw, record, valuesets, by_reference, validated, draft=False)
             if order is not None and order_on_record(raw, order):
                 orders.append(order)
     drafts = tuple(
         order
         for raw in record.draft_orders
-        if (order := order_fact(raw, record, valuesets, by_reference, draft=True)) is not None
+        if (order := order_fact(raw, record, valuesets, by_reference, validated, draft=True)) is not None
     )
 
     for test, raws in latest_only.items():
-        observations.extend(newest_usable(test, raws, today, settings))
+        observations.extend(newest_usable(test, raws, today, settings, validated))
     labs, unusable = lab_results(observations, today, settings)
     findings = findings_of(observations, procedures, today)
     conditions_t = tuple(conditions)
     return PatientFacts(
         patient_id=record.patient_id,
         today=today,
-        age_years=_age(record.patient, today),
+        age_years=_age(record.patient, today, validated),
         loss_count=loss_count(observations, conditions_t, findings, today, settings),
         rpl_diagnosis=_first_source(c for c in conditions_t if c.concept == "recurrent-pregnancy-loss" and c.active),
         antibodies=tuple(antibody_history(test, labs) for test in APL_TESTS),
@@ -146,7 +150,7 @@ def _first_source(conditions: Iterable[ConditionFact]) -> str | None:
     return None
 
 
-def _age(patient: Mapping[str, Any] | None, today: date) -> int | None:
+def _age(patient: Mapping[str, Any] | None, today: date, validated: Validate) -> int | None:
     if not patient:
         return None
     model = validated(patient)

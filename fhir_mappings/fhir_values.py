@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from typing import Any
 
 from .facts import Interpretation
-from .resources import InvalidResource, parse
 from .valuesets import SNOMED
 
 SEVERE = "24484000"  # SNOMED CT: Severe (severity)
@@ -33,14 +32,10 @@ POSITIVE_WORDS = frozenset({"pos", "positive", "positief", "detected", "aangetoo
 NEGATIVE_WORDS = frozenset(
     {"neg", "negative", "negatief", "not detected", "niet aangetoond", "absent", "afwezig", "no", "nee"}
 )
+# The validation of one raw resource: its model, or None when invalid where a rule reads it.
+Validate = Callable[[Mapping[str, Any]], Any]
+
 _NUMBER = re.compile(r"^\s*(<=|>=|<|>|≤|≥)?\s*(\d+(?:[.,]\d+)?)\s*(.*?)\s*$")
-
-
-def validated(raw: Mapping[str, Any]) -> Any:
-    try:
-        return parse(dict(raw))
-    except InvalidResource:
-        return None  # invalid where a rule would read it: not used
 
 
 def raw_str(raw: Mapping[str, Any], key: str) -> str | None:

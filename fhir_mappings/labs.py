@@ -17,7 +17,7 @@ from .facts import AntibodyHistory, Finding, Interpretation, LabResult
 from .settings import ExtractionSettings
 from .fhir_values import (
     as_date, coding_pairs, concept_text, interpretation_flag, numeric_value, observation_date,
-    qualitative_value, reference_of, validated,
+    qualitative_value, reference_of, Validate,
 )
 from .units import convert
 from .valuesets import ValueSetIndex
@@ -164,7 +164,7 @@ def raw_date(raw: Mapping[str, Any]) -> date | None:
 
 
 def newest_usable(
-    test: str, raws: list[Mapping[str, Any]], today: date, settings: ExtractionSettings
+    test: str, raws: list[Mapping[str, Any]], today: date, settings: ExtractionSettings, validated: Validate
 ) -> list[tuple[frozenset[str], Any]]:
     """For tests where only the latest result matters: validate newest first and stop
     at the first result with a usable value. Newer results in an unknown unit, and

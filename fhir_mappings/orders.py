@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .facts import OrderFact
-from .fhir_values import coding_pairs, raw_reference, validated
+from .fhir_values import Validate, coding_pairs, raw_reference
 from .record import PatientRecord, as_list
 from .valuesets import SNOMED, ValueSetIndex
 
@@ -52,6 +52,7 @@ def order_fact(
     record: PatientRecord,
     valuesets: ValueSetIndex,
     by_reference: Mapping[str, Mapping[str, Any]],
+    validated: Validate,
     draft: bool,
 ) -> OrderFact | None:
     rtype = raw.get("resourceType")

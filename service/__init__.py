@@ -11,6 +11,7 @@ from flask import Flask
 from flask_cors import CORS
 
 from cards.i18n import load_translations
+from fhir_mappings.resources import ResourceParser
 from fhir_mappings.valuesets import ValueSetIndex
 
 from . import auth, errors, logs
@@ -55,6 +56,7 @@ def create_app(
         translations=load_translations(),
         today=today,
         new_uuid=new_uuid,
+        parser=ResourceParser(settings.validation_cache_size),
     )
     CORS(
         app,

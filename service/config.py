@@ -129,6 +129,7 @@ class Settings(BaseSettings):
     loss_week_limit: int = Field(24, ge=12, le=28, description="Pregnancy losses count up to this many weeks (ESHRE 24; older Dutch definition 20).")
     antibody_cutoff: float = Field(40.0, gt=0, description="aCL/anti-beta2GPI units above which a result without interpretation or reference range is positive.")
     extra_valuesets_dir: Path | None = Field(None, description="Folder of extra FHIR ValueSets (local codes) merged with the shipped ones.")
+    validation_cache_size: int = Field(2000, ge=0, le=1_000_000, description="Validated FHIR resources remembered per worker by their content (about 11 kB each); 0 validates every time.")
 
     # -- storage and logs --------------------------------------------------------
     database_url: str = Field("sqlite:///rpl-cds-feedback.sqlite3", description="Feedback store: SQLAlchemy URL (sqlite:///file or postgresql+psycopg://...).")

@@ -11,6 +11,7 @@ from functools import cached_property
 from babel.support import NullTranslations
 
 from fhir_mappings.extract import ExtractionSettings
+from fhir_mappings.resources import ResourceParser
 from fhir_mappings.valuesets import ValueSetIndex
 
 from .config import Settings
@@ -30,6 +31,7 @@ class Runtime:
     translations: dict[str, NullTranslations]
     today: Callable[[], date]
     new_uuid: Callable[[], str]
+    parser: ResourceParser
 
     @cached_property
     def extraction(self) -> ExtractionSettings:

@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from .json_limits import InputLimitError, JsonLimits, check_json
+
 from fhir.resources.R4B.condition import Condition
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from fhir.resources.R4B.medication import Medication
@@ -102,11 +104,17 @@ def _validate(model: Any, slim: dict[str, Any]) -> Any:
     try:
         return model.model_validate(slim)
     except (ValidationError, ValueError, TypeError) as exc:
-        raise InvalidResource(f"{slim['resourceType']}/{slim.get('id')}: {_short(exc)}") from None
+        raise InvalidResource(f"{slim['resourceType']}/{str(slim.get('id'))[:64]}: {_short(exc)}") from None
+
+
+# How deep a resource of a prefetch Bundle lies in a hook call: body, prefetch, Bundle, entry
+# array, entry. Its elements are checked against the depth limit from there.
+RESOURCE_DEPTH = 5
 
 
 class ResourceParser:
-    """parse(), remembering the outcome for the content it was given (a bounded LRU cache).
+    """parse(), after checking the input limits on the elements read, remembering the
+    outcome for the content it was given (a bounded LRU cache).
 
     An EHR sends the same resources again and again: every order-select while a
     clinician picks orders, patient-view at every chart opening, often the whole
@@ -117,41 +125,54 @@ class ResourceParser:
     invalid. The models are shared between requests and threads: nothing may
     change them (no code here does; they are read only). max_entries=0 validates
     every time (RPL_VALIDATION_CACHE_SIZE).
+
+    The limits (RPL_MAX_JSON_DEPTH, RPL_MAX_STRING_LENGTH) are checked here, on
+    what a rule reads, for the resources the request envelope check does not look
+    into (service.protocol.load_json); beyond them: InputLimitError, a 400.
     """
 
-    def __init__(self, max_entries: int = 0):
+    def __init__(self, max_entries: int = 0, limits: JsonLimits = JsonLimits()):
         self.max_entries = max_entries
+        self.limits = limits
         self._entries: OrderedDict[bytes, Any] = OrderedDict()
         self._lock = threading.Lock()
 
     def parse(self, resource: Mapping[str, Any]) -> Any:
-        """As parse(): the validated model, or InvalidResource."""
+        """As parse(): the validated model, or InvalidResource; InputLimitError beyond a limit."""
         model, slim = _slim(resource)
         if not self.max_entries:
-            return _validate(model, slim)
+            return self._checked(model, slim)
         try:
             key = orjson.dumps(slim)
-        except (orjson.JSONEncodeError, TypeError):  # not JSON data (a caller's own objects): no key
-            return _validate(model, slim)
+        except (orjson.JSONEncodeError, TypeError):  # too deep for orjson, or a caller's own objects
+            return self._checked(model, slim)
         with self._lock:
             found = self._entries.get(key)
             if found is not None:
                 self._entries.move_to_end(key)
         if found is None:
             try:
-                found = _validate(model, slim)
-            except InvalidResource as exc:
-                found = _Invalid(str(exc))
+                found = self._checked(model, slim)
+            except (InvalidResource, InputLimitError) as exc:
+                found = _Invalid(type(exc), str(exc))
             with self._lock:
                 self._entries[key] = found
                 if len(self._entries) > self.max_entries:
                     self._entries.popitem(last=False)
         if type(found) is _Invalid:
-            raise InvalidResource(found.message)
+            raise found.error(found.message)
         return found
 
+    def _checked(self, model: Any, slim: dict[str, Any]) -> Any:
+        try:
+            check_json(slim, self.limits, RESOURCE_DEPTH)
+        except InputLimitError as exc:
+            raise InputLimitError(f"{slim['resourceType']}/{str(slim.get('id'))[:64]}: {exc}") from None
+        return _validate(model, slim)
+
     def validated(self, resource: Mapping[str, Any]) -> Any:
-        """The validated model, or None when the resource is invalid where a rule would read it."""
+        """The validated model, or None when the resource is invalid where a rule would read it
+        (InputLimitError goes through: beyond a limit, the call is refused)."""
         try:
             return self.parse(resource)
         except InvalidResource:
@@ -162,12 +183,13 @@ class ResourceParser:
 
 
 class _Invalid:
-    """A remembered InvalidResource (the exception itself is not shared between threads)."""
+    """A remembered InvalidResource or InputLimitError (the exception itself is not shared
+    between threads: a new one is raised each time)."""
 
-    __slots__ = ("message",)
+    __slots__ = ("error", "message")
 
-    def __init__(self, message: str):
-        self.message = message
+    def __init__(self, error: type[Exception], message: str):
+        self.error, self.message = error, message
 
 
 UNCACHED = ResourceParser(0)

@@ -11,6 +11,7 @@ from flask import Flask
 from flask_cors import CORS
 
 from cards.i18n import load_translations
+from fhir_mappings.json_limits import JsonLimits
 from fhir_mappings.resources import ResourceParser
 from fhir_mappings.valuesets import ValueSetIndex
 
@@ -56,7 +57,7 @@ def create_app(
         translations=load_translations(),
         today=today,
         new_uuid=new_uuid,
-        parser=ResourceParser(settings.validation_cache_size),
+        parser=ResourceParser(settings.validation_cache_size, JsonLimits.of(settings)),
     )
     CORS(
         app,

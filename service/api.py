@@ -118,7 +118,10 @@ def call_service(service_id: str):
         draft_orders=getattr(context, "draftOrders", None),
         selections=getattr(context, "selections", ()),
     )
-    facts = extract(record, rt.valuesets, rt.today(), rt.extraction, rt.parser)
+    try:
+        facts = extract(record, rt.valuesets, rt.today(), rt.extraction, rt.parser)
+    except InputLimitError as exc:  # in a resource a rule reads (see ResourceParser)
+        raise ApiError(400, str(exc)) from None
     drafts = evaluate(facts, RuleContext(hook=service.hook, orders=OrderBuilder(rt.valuesets, context.patientId)))
     translate = Translator(rt.translations[_language(rt)])
     cards = [render_card(d, translate, rt.new_uuid) for d in drafts]

@@ -11,11 +11,12 @@ from __future__ import annotations
 import orjson
 import re
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from fhir_mappings.json_limits import InputLimitError, JsonLimits, check_bundle_shell, check_json
 
 FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 USER_PATIENT_VIEW = re.compile(r"^(Practitioner|PractitionerRole|Patient|RelatedPerson)/[A-Za-z0-9\-.]{1,64}$")
@@ -23,34 +24,17 @@ USER_ORDERING = re.compile(r"^(Practitioner|PractitionerRole)/[A-Za-z0-9\-.]{1,6
 REFERENCE = re.compile(r"^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")
 
 
-# -- limits on hostile input, checked before and right after parsing -----------------------
-@dataclass(frozen=True)
-class JsonLimits:
-    max_depth: int = 64
-    max_string_length: int = 100_000
-    max_bundle_entries: int = 10_000
-
-    @classmethod
-    def of(cls, settings: Any) -> JsonLimits:
-        return cls(settings.max_json_depth, settings.max_string_length, settings.max_bundle_entries)
-
-
-class InputLimitError(Exception):
-    """The body is well-formed JSON but beyond a limit, or not FHIR-shaped where it must be (HTTP 400)."""
-
-
-RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
-
-
+# -- limits on hostile input, checked right after parsing ---------------------------------
 def load_json(raw: bytes, limits: JsonLimits) -> Any:
-    """Parse with orjson, then check the limits in one breadth-first pass over the containers.
+    """Parse with orjson, then check the limits on everything but the insides of the
+    resources in prefetch Bundles (their elements are checked when a rule reads them,
+    by fhir_mappings.resources.ResourceParser, and the rest is never looked into).
 
-    orjson (a well-kept C parser) reads a 175 kB hook call in about 0.8 ms
-    where the standard library needs about 1.4 ms. Checking depth after
-    parsing is safe: the body size is capped before (RPL_MAX_BODY_BYTES), and
-    orjson refuses more than 1024 levels by itself. One pass costs about 1.5 ms
-    for a 175 kB hook call; a check on the raw bytes before parsing cost 5.6 ms
-    (benchmark, issue #7).
+    orjson (a well-kept C parser) reads a 175 kB hook call in about 0.7 ms where the
+    standard library needs about 1.4 ms. Checking depth after parsing is safe: the
+    body size is capped before (RPL_MAX_BODY_BYTES), and orjson refuses more than
+    1024 levels by itself. A pass over every value of a 175 kB call cost 1.1-1.5 ms,
+    mostly spent on lab results no rule reads (benchmark, issue #7).
     """
     try:
         data = orjson.loads(raw)
@@ -59,7 +43,18 @@ def load_json(raw: bytes, limits: JsonLimits) -> Any:
             raise InputLimitError(f"the JSON body is nested deeper than {limits.max_depth} levels") from None
         raise
     _check_known_bundles(data, limits)
-    _check_limits(data, limits)
+    prefetch = data.get("prefetch") if type(data) is dict else None
+    if type(prefetch) is not dict:
+        check_json(data, limits)
+        return data
+    check_json({k: v for k, v in data.items() if k != "prefetch"}, limits)
+    for key, value in prefetch.items():
+        if len(key) > limits.max_string_length:
+            raise InputLimitError(f"a key longer than {limits.max_string_length} characters")
+        if type(value) is dict and value.get("resourceType") == "Bundle":
+            check_bundle_shell(value, limits, depth=3)  # body -> prefetch -> the Bundle
+        else:
+            check_json(value, limits, depth=2)
     return data
 
 
@@ -77,47 +72,6 @@ def _check_known_bundles(data: Any, limits: JsonLimits) -> None:
             entries = value.get("entry", [])
             if type(entries) is list and len(entries) > limits.max_bundle_entries:
                 raise InputLimitError(f"{where}: a Bundle with more than {limits.max_bundle_entries} entries")
-
-
-def _check_limits(data: Any, limits: JsonLimits) -> None:
-    """Depth, string and key length, resourceType shape and Bundle size anywhere, level by level."""
-    level, depth = [data], 0
-    while level:
-        depth += 1
-        if depth > limits.max_depth:
-            raise InputLimitError(f"the JSON body is nested deeper than {limits.max_depth} levels")
-        deeper: list[Any] = []
-        push = deeper.append
-        for value in level:
-            if type(value) is dict:
-                for key in value:
-                    if len(key) > limits.max_string_length:
-                        raise InputLimitError(f"a key longer than {limits.max_string_length} characters")
-                if "resourceType" in value:
-                    _check_resource_shape(value, limits)
-                items: Any = value.values()
-            else:
-                items = value
-            for item in items:
-                kind = type(item)
-                if kind is str:
-                    if len(item) > limits.max_string_length:
-                        raise InputLimitError(f"a string longer than {limits.max_string_length} characters")
-                elif kind is dict or kind is list:
-                    push(item)
-        level = deeper
-
-
-def _check_resource_shape(value: dict, limits: JsonLimits) -> None:
-    resource_type = value["resourceType"]
-    if not (type(resource_type) is str and RESOURCE_TYPE.match(resource_type)):
-        raise InputLimitError("resourceType: must be the name of a FHIR resource type")
-    if resource_type == "Bundle":
-        entries = value.get("entry", [])
-        if type(entries) is not list or not all(type(e) is dict for e in entries):
-            raise InputLimitError("a Bundle's entry must be an array of objects")
-        if len(entries) > limits.max_bundle_entries:
-            raise InputLimitError(f"a Bundle with more than {limits.max_bundle_entries} entries")
 
 
 class _In(BaseModel):

@@ -19,7 +19,7 @@ import responses
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.builders import PID, hook_request, losses, patient, prefetch, rpl_diagnosis
+from tests.builders import PID, hook_request, losses, observation, patient, prefetch, rpl_diagnosis, tsh
 from tests.conftest import FHIR_BASE, make_settings
 from tests.test_auth import DISCOVERY, close, new_app, token
 
@@ -79,6 +79,61 @@ def test_a_string_longer_than_the_limit_is_400_and_not_echoed(client, where):
 
 def test_a_string_at_the_limit_is_accepted(client):
     assert client.post(PATH, json=hook_request("patient-view", extension={"note": "x" * 100_000})).status_code == 200
+
+
+# Resources in prefetch Bundles are checked where a rule reads them (fhir_mappings.resources.
+# ResourceParser), not looked into where none does: the limits hold for everything the service uses.
+LONG = "x" * 100_001
+
+
+def _with_tsh(resource_changes: dict, *others: dict) -> dict:
+    result = tsh(6.1)
+    result.update(resource_changes)
+    return hook_request("patient-view", losses(3), result, *others)
+
+
+def test_a_long_string_in_a_prefetched_element_a_rule_reads_is_400_naming_the_resource(client):
+    body = _with_tsh({"id": "tsh-long", "code": {"coding": [{"system": "http://loinc.org", "code": "3016-3"}],
+                                                  "text": LONG}})
+    _outcome(client.post(PATH, json=body), 400, "Observation/tsh-long: a string longer than 100000 characters")
+
+
+def test_deep_nesting_in_a_prefetched_element_a_rule_reads_is_400(client):
+    body = _with_tsh({"valueQuantity": {"value": 6.1, "unit": "mIU/L", "extension": nested(70)}})
+    _outcome(client.post(PATH, json=body), 400, "nested deeper than 64 levels")
+
+
+def test_a_refused_resource_is_refused_again_when_sent_again(client):
+    body = _with_tsh({"id": "tsh-long", "valueString": LONG, "valueQuantity": None})
+    del body["prefetch"]["observations"]["entry"][1]["resource"]["valueQuantity"]
+    for _ in range(2):
+        _outcome(client.post(PATH, json=body), 400, "Observation/tsh-long: a string longer than")
+
+
+def test_long_or_deep_data_where_no_rule_reads_is_not_looked_into(client):
+    plain = _topics(client, hook_request("patient-view", losses(3), tsh(6.1)))
+    routine_lab = observation("2345-7", value=5.1, unit="mmol/L")  # glucose: no rule reads it
+    routine_lab["note"] = [{"text": LONG}]
+    body = _with_tsh({"text": {"status": "generated", "div": LONG}, "meta": {"extension": nested(70)}}, routine_lab)
+    assert plain and _topics(client, body) == plain  # the same cards as without them
+
+
+@pytest.mark.parametrize("where", ["bundle", "entry", "patient", "draft"])
+def test_long_strings_outside_the_resources_of_prefetch_bundles_are_still_400(client, where):
+    hook = "order-sign" if where == "draft" else "patient-view"
+    drafts = ({"resourceType": "ServiceRequest", "id": "sr-1", "status": "draft", "intent": "proposal",
+               "subject": {"reference": f"Patient/{PID}"}, "code": {"text": "test"}, "note": [{"text": LONG}]},
+              ) if where == "draft" else ()
+    body = hook_request(hook, losses(3), drafts=drafts)
+    observations = body["prefetch"]["observations"]
+    if where == "bundle":
+        observations["link"] = [{"relation": "self", "url": LONG}]
+    elif where == "entry":
+        observations["entry"][0]["fullUrl"] = LONG
+    elif where == "patient":
+        body["prefetch"]["patient"]["text"] = {"status": "generated", "div": LONG}
+    r = client.post(f"/cds-services/rpl-{hook}", json=body)
+    _outcome(r, 400, "longer than 100000 characters")
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
@@ -63,9 +64,14 @@ def check_json(data: Any, limits: JsonLimits, depth: int = 0) -> None:
         level = deeper
 
 
+@lru_cache(maxsize=256)  # a call holds a handful of types, hundreds of times each
+def _is_resource_type(name: str) -> bool:
+    return RESOURCE_TYPE.match(name) is not None
+
+
 def check_resource_shape(value: dict, limits: JsonLimits) -> None:
     resource_type = value["resourceType"]
-    if not (type(resource_type) is str and RESOURCE_TYPE.match(resource_type)):
+    if not (type(resource_type) is str and len(resource_type) <= 64 and _is_resource_type(resource_type)):
         raise InputLimitError("resourceType: must be the name of a FHIR resource type")
     if resource_type == "Bundle":
         entries = value.get("entry", [])

@@ -29,6 +29,8 @@ class PatientRecord:
     ignored: tuple[str, ...] = ()  # why resources were set aside (for the log)
 
 
+# Raw data is parsed JSON: dicts and lists. Checked with isinstance(x, dict), not the
+# Mapping ABC, which is several times slower and runs for every resource of a long record.
 def as_list(value: Any) -> list:
     """A JSON array, or nothing: raw data is not trusted to have the FHIR shape."""
     return value if isinstance(value, list) else []
@@ -36,16 +38,16 @@ def as_list(value: Any) -> list:
 
 def resources_in(value: Any) -> Iterable[Mapping[str, Any]]:
     """The resources in a prefetch value: a resource, a Bundle, or None."""
-    if not isinstance(value, Mapping):
+    if not isinstance(value, dict):
         return
     if value.get("resourceType") == "Bundle":
         for entry in as_list(value.get("entry")):
-            if isinstance(entry, Mapping):
+            if isinstance(entry, dict):
                 search = entry.get("search")
                 # _include'd resources (search.mode 'include') are data too.
                 resource = entry.get("resource")
-                if isinstance(resource, Mapping) and isinstance(resource.get("resourceType"), str):
-                    if isinstance(search, Mapping) and search.get("mode") == "outcome":
+                if isinstance(resource, dict) and isinstance(resource.get("resourceType"), str):
+                    if isinstance(search, dict) and search.get("mode") == "outcome":
                         continue
                     yield resource
     elif isinstance(value.get("resourceType"), str):
@@ -54,11 +56,13 @@ def resources_in(value: Any) -> Iterable[Mapping[str, Any]]:
 
 def _reference_id(reference: Any, resource_type: str) -> str | None:
     """'Patient/123' or 'https://x/fhir/Patient/123/_history/2' -> '123'."""
-    if not isinstance(reference, Mapping):
+    if not isinstance(reference, dict):
         return None
     ref = reference.get("reference")
     if not isinstance(ref, str):
         return None
+    if ref.startswith(resource_type) and ref.count("/") == 1:  # the usual 'Patient/123'
+        return ref[len(resource_type) + 1:] if ref[len(resource_type)] == "/" else None
     parts = ref.split("/")
     if "_history" in parts:
         parts = parts[: parts.index("_history")]

@@ -148,17 +148,24 @@ class ValueSetIndex:
         return hit
 
     def classify(self, codeable_concept: Mapping[str, Any] | None) -> frozenset[str]:
-        """Value sets matched by any coding of a (raw JSON) CodeableConcept."""
-        if not isinstance(codeable_concept, Mapping):
-            return frozenset()
-        found: set[str] = set()
+        """Value sets matched by any coding of a (raw JSON) CodeableConcept.
+
+        Called for every resource of a record (hundreds per call): plain type checks,
+        as raw JSON is dicts and lists, and no new set for the usual single match."""
+        if not isinstance(codeable_concept, dict):
+            return _NOTHING
         codings = codeable_concept.get("coding")
-        for coding in codings if isinstance(codings, list) else ():
-            if isinstance(coding, Mapping):
+        if type(codings) is not list:
+            return _NOTHING
+        found = _NOTHING
+        for coding in codings:
+            if type(coding) is dict:
                 system, code = coding.get("system"), coding.get("code")
-                if isinstance(system, str) and isinstance(code, str):
-                    found |= self.names_for(system, code)
-        return frozenset(found)
+                if type(system) is str and type(code) is str:
+                    hit = self.names_for(system, code)
+                    if hit:
+                        found = found | hit if found else hit
+        return found
 
     def codes_of(self, names: Iterable[str]) -> set[tuple[str, str]]:
         """Every explicitly listed (system, code) of the named value sets."""
@@ -171,6 +178,9 @@ class ValueSetIndex:
     def preferred(self, name: str) -> Concept:
         """The code used when the service orders this concept: the first one listed."""
         return self._first_concept[_name(name)]
+
+
+_NOTHING: frozenset[str] = frozenset()
 
 
 def _name(name_or_url: str) -> str:

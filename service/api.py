@@ -126,7 +126,7 @@ def call_service(service_id: str):
     translate = Translator(rt.translations[_language(rt)])
     cards = [render_card(d, translate, rt.new_uuid) for d in drafts]
     g.audit["cards"] = [d.rec_id for d in drafts]
-    return jsonify(CdsResponse(cards=cards).dump())
+    return current_app.response_class(CdsResponse(cards=cards).dump_json(), mimetype="application/json")
 
 
 def _language(rt: Runtime) -> str:

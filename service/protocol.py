@@ -84,6 +84,10 @@ class _Out(BaseModel):
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
 
+    def dump_json(self) -> bytes:
+        """The same as JSON, written by pydantic-core (no Python-level encoder)."""
+        return self.__pydantic_serializer__.to_json(self, exclude_none=True)
+
 
 # -- request ---------------------------------------------------------------------
 class FhirAuthorization(_In):

@@ -6,6 +6,8 @@
 Starts, all on 127.0.0.1 and stopped again by their own process ids:
 - the service the production way (``rpl-cds serve``: gunicorn gthread, 2 workers x 4 threads),
   with authentication off, a temporary SQLite feedback file and the FHIR server below allowlisted;
+- the same service with its validation cache off (RPL_VALIDATION_CACHE_SIZE=0), so that every call
+  validates every resource it reads, as the first call with a patient's data does ("cold");
 - the null service (bench/null_app.py) on the same gunicorn settings, answering {"cards": []};
 - a real FHIR R4 server (sekmet-fhir, via tests/fhir_server.py) holding the heavy patient of
   bench/workloads.py, and a counting proxy in front of it (bench/fhir_proxy.py).
@@ -50,6 +52,7 @@ from workloads import HOOKS, PATIENT_ID, Workload  # noqa: E402
 
 BIN = Path(sys.executable).parent  # the venv's rpl-cds, gunicorn and python
 CONCURRENCY = (1, 8, 32)
+COLD_CONCURRENCY = (1, 8)  # the cache-off service: the cases the targets name
 WORKERS, THREADS = 2, 4  # rpl-cds serve's defaults, stated so the null service gets the same
 TRACED_CALLS = 3
 FHIR_READ_TIMING = dict(warmup=0.3, duration=1.5, max_requests=300)
@@ -129,6 +132,7 @@ class Results:
     sizes: dict[str, int]
     cards: dict[str, list[str]]
     prefetch: dict[tuple[str, int], tuple[dict, dict]] = field(default_factory=dict)  # (service, null)
+    cold: dict[tuple[str, int], tuple[dict, dict]] = field(default_factory=dict)  # cache off (service, null)
     fhir_note: str = ""
     no_prefetch: dict[tuple[str, int], dict] = field(default_factory=dict)
     fetch_cards: dict[str, list[str]] = field(default_factory=dict)
@@ -138,6 +142,7 @@ class Results:
     read_set: dict | None = None  # all reads at once
     memory: dict[str, list[tuple[int, int | None, int | None]]] = field(default_factory=dict)
     service_errors: int = 0
+    error_lines: list[str] = field(default_factory=list)
 
 
 # -- processes ---------------------------------------------------------------------------------
@@ -164,26 +169,29 @@ def start_gunicorn(name: str, command: list[str], env: dict[str, str], tmp: Path
     raise RuntimeError(f"{name} did not answer within 60 s:\n{log.read_text()[-3000:]}")
 
 
-def start_service(tmp: Path, allowlist: list[str], code_dir: Path | None) -> Process:
+def start_service(tmp: Path, allowlist: list[str], code_dir: Path | None, name: str = "rpl-cds",
+                  **extra_env: str) -> Process:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RPL_")}
     if code_dir is not None:  # found before the editable install of the working tree
         env["PYTHONPATH"] = os.pathsep.join([str(code_dir), *filter(None, [env.get("PYTHONPATH")])])
     env.update(
         RPL_AUTH_ENABLED="false",  # load without JWTs (logs a WARNING at start)
-        RPL_DATABASE_URL=f"sqlite:///{tmp / 'feedback.sqlite3'}",
+        RPL_DATABASE_URL=f"sqlite:///{tmp / f'feedback-{name}.sqlite3'}",
         RPL_FHIR_SERVER_ALLOWLIST=",".join(allowlist),
     )
+    env.update(extra_env)
     command = [str(BIN / "rpl-cds"), "serve", "--host", "127.0.0.1", "--port", str(port),
                "--workers", str(WORKERS), "--threads", str(THREADS)]
-    return start_gunicorn("rpl-cds", command, env, tmp, port)
+    return start_gunicorn(name, command, env, tmp, port)
 
 
 def start_null(tmp: Path) -> Process:
     """bench/null_app.py with the gunicorn settings rpl-cds serve uses (service/cli.py)."""
     port = free_port()
     command = [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", str(WORKERS),
-               "--threads", str(THREADS), "--worker-class", "gthread", "--timeout", "30",
+               "--threads", str(THREADS), "--worker-connections", str(THREADS),  # as rpl-cds serve sets them
+               "--worker-class", "gthread", "--timeout", "30",
                "--error-logfile", "-", "--chdir", str(BENCH), "null_app:app"]
     return start_gunicorn("null", command, dict(os.environ), tmp, port)
 
@@ -297,6 +305,8 @@ def measure(workload: Workload, timing: dict[str, Any], tmp: Path, commit: str |
         stack.callback(service.stop)
         null = start_null(tmp)
         stack.callback(null.stop)
+        cold = start_service(tmp, [], code_dir, "rpl-cds-cold", RPL_VALIDATION_CACHE_SIZE="0")
+        stack.callback(cold.stop)
 
         # -- with prefetch: the null service and the service in turn, case by case ---------------
         for hook in HOOKS:
@@ -311,7 +321,12 @@ def measure(workload: Workload, timing: dict[str, Any], tmp: Path, commit: str |
                 svc = load([service.url + path], body=body, concurrency=c, server=service, **timing)
                 results.prefetch[hook, c] = (svc, base)
                 print(f"p50 {svc['p50_ms']:.1f} ms (null {base['p50_ms']:.1f}), {svc['rps']:.0f} req/s "
-                      f"(null {base['rps']:.0f})", file=sys.stderr)
+                      f"(null {base['rps']:.0f})", end="", file=sys.stderr)
+                if c in COLD_CONCURRENCY:
+                    off = load([cold.url + path], body=body, concurrency=c, server=cold, **timing)
+                    results.cold[hook, c] = (off, base)
+                    print(f"; cache off p50 {off['p50_ms']:.1f} ms, {off['rps']:.0f} req/s", end="", file=sys.stderr)
+                print(file=sys.stderr)
 
         # -- without prefetch: the service fetches from the FHIR server -------------------------
         if fhir is not None:
@@ -333,7 +348,10 @@ def measure(workload: Workload, timing: dict[str, Any], tmp: Path, commit: str |
 
         results.memory = {name: [(pid, vm_kib(pid, "VmHWM"), vm_kib(pid, "VmRSS")) for pid in proc.workers()]
                           for name, proc in (("rpl-cds", service), ("null", null))}
-        results.service_errors = service.log.read_text(errors="replace").count('"level": "ERROR"')
+        errors = [line for p in (service, cold) for line in p.log.read_text(errors="replace").splitlines()
+                  if '"level": "ERROR"' in line]
+        results.service_errors = len(errors)
+        results.error_lines = [line[:600] for line in errors[:3]]
     if not commit and code_state() != code:
         results.code += f" when the servers started; {code_state()} at the end"
     return results
@@ -344,30 +362,38 @@ def ratio(a: float, b: float) -> float:
     return a / b if b else float("inf")
 
 
-def judge(r: Results) -> list[tuple[str, bool | None, str]]:
-    """PASS/FAIL per target, each judged on its worst case; a FAIL says by how much."""
+def prefetch_verdicts(cases: dict[tuple[str, int], tuple[dict, dict]],
+                      label: str = "") -> list[tuple[str, bool | None, str]]:
+    """The three targets with prefetch, over the cases measured (service, null) per (hook, concurrency)."""
     verdicts = []
-    hook = max(HOOKS, key=lambda h: r.prefetch[h, 8][0]["p99_ms"])
-    p99 = r.prefetch[hook, 8][0]["p99_ms"]
-    floor = max(r.prefetch[h, 8][1]["p99_ms"] for h in HOOKS)
+    hooks = sorted({h for h, _ in cases}, key=HOOKS.index)
+    hook = max(hooks, key=lambda h: cases[h, 8][0]["p99_ms"])
+    p99 = cases[hook, 8][0]["p99_ms"]
+    floor = max(cases[h, 8][1]["p99_ms"] for h in hooks)
     verdicts.append((
-        f"p99 <= {P99_LIMIT_MS:g} ms at concurrency 8, with prefetch", p99 <= P99_LIMIT_MS,
+        f"p99 <= {P99_LIMIT_MS:g} ms at concurrency 8, with prefetch{label}", p99 <= P99_LIMIT_MS,
         f"worst {hook}: {p99:.1f} ms" + ("" if p99 <= P99_LIMIT_MS else
                                          f", {p99 - P99_LIMIT_MS:.1f} ms ({p99 / P99_LIMIT_MS:.1f}x) over")
         + f"; the null service's own p99 at concurrency 8: up to {floor:.1f} ms"))
-    ratios = {k: ratio(s["p50_ms"], n["p50_ms"]) for k, (s, n) in r.prefetch.items()}
+    ratios = {k: ratio(s["p50_ms"], n["p50_ms"]) for k, (s, n) in cases.items()}
     (hook, c), worst = max(ratios.items(), key=lambda kv: kv[1])
     verdicts.append((
-        f"p50 <= {P50_RATIO_LIMIT:g} x null p50, with prefetch (every hook and concurrency)",
+        f"p50 <= {P50_RATIO_LIMIT:g} x null p50, with prefetch{label} (every hook and concurrency)",
         worst <= P50_RATIO_LIMIT, f"worst {hook} c={c}: {worst:.1f} x" + (
             "" if worst <= P50_RATIO_LIMIT else f", {worst / P50_RATIO_LIMIT:.1f}x the limit")
-        + "; at c=1: " + ", ".join(f"{ratios[h, 1]:.1f} x" for h in HOOKS)))
-    shares = {k: ratio(s["rps"], n["rps"]) for k, (s, n) in r.prefetch.items()}
+        + "; at c=1: " + ", ".join(f"{ratios[h, 1]:.1f} x" for h in hooks)))
+    shares = {k: ratio(s["rps"], n["rps"]) for k, (s, n) in cases.items()}
     (hook, c), worst = min(shares.items(), key=lambda kv: kv[1])
     verdicts.append((
-        f"throughput >= {THROUGHPUT_RATIO_MIN:.0%} of null, with prefetch (every hook and concurrency)",
+        f"throughput >= {THROUGHPUT_RATIO_MIN:.0%} of null, with prefetch{label} (every hook and concurrency)",
         worst >= THROUGHPUT_RATIO_MIN, f"worst {hook} c={c}: {worst:.0%}" + (
             "" if worst >= THROUGHPUT_RATIO_MIN else f", {THROUGHPUT_RATIO_MIN / worst:.1f}x short")))
+    return verdicts
+
+
+def judge(r: Results) -> list[tuple[str, bool | None, str]]:
+    """PASS/FAIL per target, each judged on its worst case; a FAIL says by how much."""
+    verdicts = prefetch_verdicts(r.prefetch)
     if not r.no_prefetch:
         verdicts.append((f"FHIR round trips in sequence <= {SEQUENTIAL_LIMIT}, without prefetch", None, r.fhir_note))
         verdicts.append((f"p50 <= FHIR reads p50 + {FETCH_OVERHEAD_MS:g} ms, without prefetch", None, r.fhir_note))
@@ -469,6 +495,22 @@ def report(r: Results) -> tuple[str, bool]:
             f"| {base['p50_ms']:.1f} | {base['p99_ms']:.1f} | {base['rps']:.0f} "
             f"| {ratio(svc['p50_ms'], base['p50_ms']):.1f} | {ratio(svc['rps'], base['rps']):.2f} "
             f"| {svc['placement']} ({base['placement']}) | {svc['errors'] + base['errors']} |")
+    if r.cold:
+        lines += [
+            "",
+            "### With prefetch, validation cache off (`RPL_VALIDATION_CACHE_SIZE=0`)",
+            "",
+            "Every call validates every resource it reads, as the first call with a patient's data does. The null "
+            "service is the one measured for the same case above.",
+            "",
+            "| hook | concurrency | p50 ms | p95 ms | p99 ms | req/s | p50 / null | req/s / null | errors |",
+            "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+        ]
+        for (hook, c), (off, base) in r.cold.items():
+            lines.append(
+                f"| {hook} | {c} | {off['p50_ms']:.1f} | {off['p95_ms']:.1f} | {off['p99_ms']:.1f} | {off['rps']:.0f} "
+                f"| {ratio(off['p50_ms'], base['p50_ms']):.1f} | {ratio(off['rps'], base['rps']):.2f} "
+                f"| {off['errors']} |")
     lines += [
         "",
         "Connections per worker: the load's keep-alive connections held by each gunicorn worker, sampled during the "
@@ -520,12 +562,18 @@ def report(r: Results) -> tuple[str, bool]:
         for pid, hwm, rss in workers:
             lines.append(f"| {name} | {pid} | {(hwm or 0) / 1024:.1f} | {(rss or 0) / 1024:.1f} |")
     if r.service_errors:
-        lines += ["", f"**The service logged {r.service_errors} ERROR lines during the run.**"]
+        lines += ["", f"**The service logged {r.service_errors} ERROR lines during the run**, the first ones:", ""]
+        lines += [f"    {line}" for line in r.error_lines]
 
     verdicts = judge(r)
     lines += ["", "## Targets", "", "| target | result | measured |", "|---|---|---|"]
     for target, ok, detail in verdicts:
         lines.append(f"| {target} | {'PASS' if ok else 'NOT RUN' if ok is None else '**FAIL**'} | {detail} |")
+    if r.cold:
+        lines += ["", "For information, the same targets with the validation cache off (not part of the verdict: "
+                  "production runs with the cache on):", "", "| target | result | measured |", "|---|---|---|"]
+        for target, ok, detail in prefetch_verdicts(r.cold, ", cache off"):
+            lines.append(f"| {target} | {'pass' if ok else 'fail'} | {detail} |")
     return "\n".join(lines) + "\n", all(ok for _, ok, _ in verdicts)
 
 

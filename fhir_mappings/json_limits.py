@@ -81,30 +81,19 @@ def check_resource_shape(value: dict, limits: JsonLimits) -> None:
             raise InputLimitError(f"a Bundle with more than {limits.max_bundle_entries} entries")
 
 
-def check_bundle_shell(bundle: dict, limits: JsonLimits, depth: int) -> list[dict]:
+def check_bundle_shell(bundle: dict, limits: JsonLimits, depth: int) -> None:
     """A Bundle at ``depth`` whose resources are checked where they are read: everything
-    but the entries' resources, and of those only their type. Returns the resources."""
+    but the entries' resources, and of those only their type."""
     check_resource_shape(bundle, limits)
     check_json({k: v for k, v in bundle.items() if k != "entry"}, limits, depth - 1)
-    resources = []
-    inside_entries: list[Any] = []  # the entries' other containers (search, request, ...): one pass below
+    rest_of_entries: list[Any] = []  # keys and values of the entries but their resources: one pass
     for entry in bundle.get("entry", ()):  # a list of objects (check_resource_shape)
         for key, item in entry.items():
-            if len(key) > limits.max_string_length:
-                raise InputLimitError(f"a key longer than {limits.max_string_length} characters")
-            kind = type(item)
-            if kind is dict:
-                if key == "resource":
-                    if "resourceType" in item:
-                        check_resource_shape(item, limits)
-                    resources.append(item)
-                else:
-                    inside_entries.append(item)
-            elif kind is str:
-                if len(item) > limits.max_string_length:
-                    raise InputLimitError(f"a string longer than {limits.max_string_length} characters")
-            elif kind is list:
-                inside_entries.append(item)
-    # The list stands in for the entries: bundle -> entry array -> entry -> these.
-    check_json(inside_entries, limits, depth + 1)
-    return resources
+            rest_of_entries.append(key)
+            if key == "resource" and type(item) is dict:
+                if "resourceType" in item:
+                    check_resource_shape(item, limits)
+            else:
+                rest_of_entries.append(item)
+    # The list stands in for the entries: bundle -> entry array -> entry -> their values.
+    check_json(rest_of_entries, limits, depth + 1)

@@ -104,8 +104,10 @@ def test_deep_nesting_in_a_prefetched_element_a_rule_reads_is_400(client):
 
 
 def test_a_refused_resource_is_refused_again_when_sent_again(client):
-    body = _with_tsh({"id": "tsh-long", "valueString": LONG, "valueQuantity": None})
-    del body["prefetch"]["observations"]["entry"][1]["resource"]["valueQuantity"]
+    result = tsh(6.1)
+    del result["valueQuantity"]
+    result.update(id="tsh-long", valueString=LONG)
+    body = hook_request("patient-view", losses(3), result)
     for _ in range(2):
         _outcome(client.post(PATH, json=body), 400, "Observation/tsh-long: a string longer than")
 

@@ -50,6 +50,7 @@ def create_app(
                 max_pages=settings.fhir_max_pages,
                 max_response_bytes=settings.fhir_max_response_bytes,
                 retries=settings.fhir_retries,
+                gzip=settings.fhir_gzip,
             ),
         ),
         executor=ThreadPoolExecutor(max_workers=8, thread_name_prefix="fhir"),

@@ -122,6 +122,7 @@ class Settings(BaseSettings):
     fhir_max_pages: int = Field(10, ge=1, le=1000, description="Bundle 'next' pages followed per search.")
     fhir_page_size: int = Field(200, ge=1, le=1000, description="_count asked for per search page.")
     fhir_max_response_bytes: int = Field(20_000_000, ge=1_000, description="Largest FHIR response accepted.")
+    fhir_gzip: bool = Field(False, description="Ask the FHIR server for gzip-compressed answers: for a server behind a slow link; off saves CPU on both sides for one next to the service.")
     fhir_retries: int = Field(1, ge=0, le=5, description="Retries of idempotent FHIR reads on connection errors and 502/503/504.")
 
     # -- clinical ---------------------------------------------------------------

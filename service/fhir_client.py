@@ -41,6 +41,7 @@ class FhirSettings:
     max_pages: int
     max_response_bytes: int
     retries: int
+    gzip: bool = False
 
 
 def origin(url: str) -> tuple[str, str]:
@@ -74,6 +75,9 @@ class FhirClient:
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         session.headers["Accept"] = FHIR_JSON
+        # requests asks for gzip by default; a FHIR server next to the service then spends more
+        # time compressing than the network saves (about 4 ms of a 10 ms search of 48 kB, issue #7).
+        session.headers["Accept-Encoding"] = "gzip, deflate" if settings.gzip else "identity"
         session.trust_env = False  # no proxy or netrc credentials picked up from the host
         return session
 

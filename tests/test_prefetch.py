@@ -226,3 +226,26 @@ def test_token_never_in_logs(client, caplog):
     with caplog.at_level("DEBUG"):
         client.post("/cds-services/rpl-patient-view", json=body)
     assert "secret-token-123" not in caplog.text
+
+
+@responses.activate
+def test_fhir_answers_are_asked_for_uncompressed_unless_gzip_is_set(tmp_path):
+    import gzip
+
+    from service import create_app
+    from tests.conftest import make_settings
+
+    body = hook_request("patient-view", fhirServer=FHIR_BASE, fhirAuthorization=AUTH)
+    del body["prefetch"]
+    for setting, expected in ((False, "identity"), (True, "gzip, deflate")):
+        responses.reset()
+        mock_server(responses, rpl_diagnosis())
+        if setting:  # a compressed answer is decoded as before
+            responses.replace(responses.GET, re.compile(rf"{re.escape(FHIR_BASE)}/Condition\?.*"),
+                              body=gzip.compress(json.dumps(bundle(rpl_diagnosis())).encode()),
+                              headers={"Content-Encoding": "gzip"}, content_type="application/fhir+json")
+        app = create_app(make_settings(tmp_path, fhir_gzip=setting))
+        r = app.test_client().post("/cds-services/rpl-patient-view", json=body)
+        assert r.status_code == 200 and "D3.2" in topics(r)
+        assert {c.request.headers["Accept-Encoding"] for c in responses.calls} == {expected}
+        app.extensions["rpl"].close()

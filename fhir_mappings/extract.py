@@ -22,7 +22,7 @@ from typing import Any
 
 from .conditions import condition_facts, loss_count
 from .facts import ConditionFact, OrderFact, PatientFacts
-from .fhir_values import Validate, as_date, raw_reference, raw_str
+from .fhir_values import Validate, as_date, raw_str
 from .labs import (
     APL_TESTS, LAB_TESTS, LATEST_ONLY, antibody_history, lab_results, latest, newest_usable, smoking,
 )
@@ -84,7 +84,6 @@ def extract(
     conditions: list[ConditionFact] = []
     procedures: list[tuple[frozenset[str], Any]] = []
     orders: list[OrderFact] = []
-    by_reference = {raw_reference(r): r for r in record.resources if r.get("id")}
     latest_only: dict[str, list[Mapping[str, Any]]] = {}
     for raw in record.resources:
         rtype = raw.get("resourceType")
@@ -107,13 +106,13 @@ def extract(
                 if model is not None:
                     procedures.append((names, model))
         elif rtype in ("MedicationRequest", "MedicationStatement", "ServiceRequest"):
-            order = order_fact(raw, record, valuesets, by_reference, validated, draft=False)
+            order = order_fact(raw, record, valuesets, validated, draft=False)
             if order is not None and order_on_record(raw, order):
                 orders.append(order)
     drafts = tuple(
         order
         for raw in record.draft_orders
-        if (order := order_fact(raw, record, valuesets, by_reference, validated, draft=True)) is not None
+        if (order := order_fact(raw, record, valuesets, validated, draft=True)) is not None
     )
 
     for test, raws in latest_only.items():

@@ -51,7 +51,6 @@ def order_fact(
     raw: Mapping[str, Any],
     record: PatientRecord,
     valuesets: ValueSetIndex,
-    by_reference: Mapping[str, Mapping[str, Any]],
     validated: Validate,
     draft: bool,
 ) -> OrderFact | None:
@@ -70,7 +69,7 @@ def order_fact(
             reasons |= valuesets.names_for(system, code)
     # reasonReference: the Condition or Observation the order cites, when it is in the data.
     for reason in getattr(model, "reasonReference", None) or []:
-        cited = by_reference.get(reason.reference or "")
+        cited = record.by_reference.get(reason.reference or "")
         if cited is not None:
             reasons |= valuesets.classify(cited.get("code"))
     display = _display(concept) or reference

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
+
+from .fhir_values import raw_reference
 
 CLINICAL_TYPES = frozenset(
     {"Condition", "Observation", "MedicationRequest", "MedicationStatement", "ServiceRequest", "Procedure",
@@ -27,6 +30,11 @@ class PatientRecord:
     draft_orders: tuple[Mapping[str, Any], ...] = ()
     selections: frozenset[str] = frozenset()
     ignored: tuple[str, ...] = ()  # why resources were set aside (for the log)
+
+    @cached_property
+    def by_reference(self) -> dict[str, Mapping[str, Any]]:
+        """"Type/id" -> resource, for the reasons an order cites; built only when one does."""
+        return {raw_reference(r): r for r in self.resources if r.get("id")}
 
 
 # Raw data is parsed JSON: dicts and lists. Checked with isinstance(x, dict), not the

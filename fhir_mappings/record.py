@@ -98,6 +98,7 @@ def gather(
     resources: list[Mapping[str, Any]] = []
     medications: dict[str, Mapping[str, Any]] = {}
     ignored: list[str] = []
+    own_reference = f"Patient/{patient_id}"
     for value in values:
         for resource in resources_in(value):
             rtype = resource.get("resourceType")
@@ -115,7 +116,9 @@ def gather(
             if rtype not in CLINICAL_TYPES:
                 ignored.append(f"{rtype}: not read by any rule")
                 continue
-            if subject_id(resource) != patient_id:
+            subject = resource.get("subject")
+            if not (type(subject) is dict and subject.get("reference") == own_reference) \
+                    and subject_id(resource) != patient_id:  # the usual exact 'Patient/id' first: 350 a call
                 ignored.append(f"{rtype}/{rid}: not about this patient")
                 continue
             key = (rtype, rid if isinstance(rid, str) else f"#{len(resources)}")

@@ -461,7 +461,8 @@ def environment(timing: dict[str, Any], code: str) -> list[str]:
         f"- Machine: {machine()}.",
         f"- Code: {code}.",
         f"- Servers: `rpl-cds serve` and bench/null_app.py, both gunicorn gthread, {WORKERS} workers x {THREADS} "
-        "threads, on 127.0.0.1; authentication off (`RPL_AUTH_ENABLED=false`), audit log on (INFO, to a file).",
+        "threads, on 127.0.0.1; authentication off (`RPL_AUTH_ENABLED=false`), audit log on (INFO, to a file). "
+        "The null service parses with orjson and sets the garbage collector as the service does.",
         f"- Load: bench/loadgen.py in its own process, keep-alive, closed loop; per case {timing['warmup']} s warm-up, "
         f"then {timing['duration']} s or {timing['max_requests']} requests measured. Percentiles nearest-rank.",
     ]

@@ -87,6 +87,14 @@ def subject_id(resource: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _label(rtype: str, rid: Any) -> str:
+    """'Type/id' for the reasons resources were set aside; shortened, as neither was checked
+    against the input limits (see json_limits.check_bundle_shell)."""
+    if rid is None:
+        return rtype[:64]
+    return f"{rtype[:64]}/{rid[:64] if type(rid) is str else '(id not a string)'}"
+
+
 def gather(
     patient_id: str,
     values: Iterable[Any],
@@ -101,31 +109,29 @@ def gather(
     own_reference = f"Patient/{patient_id}"
     for value in values:
         for resource in resources_in(value):
-            rtype = resource.get("resourceType")
+            rtype = resource["resourceType"]  # a str (resources_in)
             rid = resource.get("id")
-            if rtype == "Patient":
+            if rtype in CLINICAL_TYPES:  # nearly every resource: this branch first
+                subject = resource.get("subject")
+                # The usual exact 'Patient/id' first, before parsing the reference.
+                if not (type(subject) is dict and subject.get("reference") == own_reference) \
+                        and subject_id(resource) != patient_id:
+                    ignored.append(f"{_label(rtype, rid)}: not about this patient")
+                    continue
+                key = (rtype, rid if type(rid) is str else f"#{len(resources)}")
+                if key not in seen:  # else the same resource came from two prefetch keys
+                    seen.add(key)
+                    resources.append(resource)
+            elif rtype == "Patient":
                 if rid == patient_id:
                     patient = resource
                 else:
                     ignored.append("Patient of another id")
-                continue
-            if rtype == "Medication":
-                if isinstance(rid, str):
+            elif rtype == "Medication":
+                if type(rid) is str:
                     medications[f"Medication/{rid}"] = resource
-                continue
-            if rtype not in CLINICAL_TYPES:
-                ignored.append(f"{rtype}: not read by any rule")
-                continue
-            subject = resource.get("subject")
-            if not (type(subject) is dict and subject.get("reference") == own_reference) \
-                    and subject_id(resource) != patient_id:  # the usual exact 'Patient/id' first: 350 a call
-                ignored.append(f"{rtype}/{rid}: not about this patient")
-                continue
-            key = (rtype, rid if isinstance(rid, str) else f"#{len(resources)}")
-            if key in seen:  # the same resource from two prefetch keys
-                continue
-            seen.add(key)
-            resources.append(resource)
+            else:
+                ignored.append(f"{_label(rtype, None)}: not read by any rule")
     drafts: list[Mapping[str, Any]] = []
     for resource in resources_in(draft_orders):
         rtype = resource.get("resourceType")
@@ -136,7 +142,7 @@ def gather(
             continue
         owner = subject_id(resource)
         if owner is not None and owner != patient_id:
-            ignored.append(f"draft {rtype}/{resource.get('id')}: not about this patient")
+            ignored.append(f"draft {_label(rtype, resource.get('id'))}: not about this patient")
             continue
         drafts.append(resource)
     return PatientRecord(

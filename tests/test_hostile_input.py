@@ -19,6 +19,7 @@ import responses
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fhir_mappings.record import gather
 from tests.builders import PID, hook_request, losses, observation, patient, prefetch, rpl_diagnosis, tsh
 from tests.conftest import FHIR_BASE, make_settings
 from tests.test_auth import DISCOVERY, close, new_app, token
@@ -120,7 +121,28 @@ def test_long_or_deep_data_where_no_rule_reads_is_not_looked_into(client):
     assert plain and _topics(client, body) == plain  # the same cards as without them
 
 
-@pytest.mark.parametrize("where", ["bundle", "entry", "patient", "draft"])
+def test_the_parts_of_prefetch_entries_no_one_reads_are_not_looked_into(client):
+    """Of an entry, only the resource and search.mode are read: a long fullUrl or a deep
+    search element is harmless (the body size is capped) and not worth a walk per entry."""
+    body = hook_request("patient-view", losses(3), tsh(6.1))
+    plain = _topics(client, body)
+    entries = body["prefetch"]["observations"]["entry"]
+    entries[0]["fullUrl"] = LONG
+    entries[-1]["search"] = {"mode": "match", "extension": nested(70)}
+    assert plain and _topics(client, body) == plain
+
+
+def test_a_prefetch_resource_with_a_long_type_or_id_is_set_aside_with_a_short_reason():
+    record = gather(PID, [{"resourceType": "Bundle", "entry": [
+        {"resource": {"resourceType": "Observation", "id": LONG, "subject": {"reference": "Patient/other"}}},
+        {"resource": {"resourceType": "X" * 100_000}},
+        {"resource": {"resourceType": "Condition", "id": {"deep": nested(70)}, "subject": {"reference": "Patient/x"}}},
+    ]}])
+    assert record.resources == ()
+    assert [len(reason) < 200 for reason in record.ignored] == [True, True, True]
+
+
+@pytest.mark.parametrize("where", ["bundle", "patient", "draft"])
 def test_long_strings_outside_the_resources_of_prefetch_bundles_are_still_400(client, where):
     hook = "order-sign" if where == "draft" else "patient-view"
     drafts = ({"resourceType": "ServiceRequest", "id": "sr-1", "status": "draft", "intent": "proposal",
@@ -130,8 +152,6 @@ def test_long_strings_outside_the_resources_of_prefetch_bundles_are_still_400(cl
     observations = body["prefetch"]["observations"]
     if where == "bundle":
         observations["link"] = [{"relation": "self", "url": LONG}]
-    elif where == "entry":
-        observations["entry"][0]["fullUrl"] = LONG
     elif where == "patient":
         body["prefetch"]["patient"]["text"] = {"status": "generated", "div": LONG}
     r = client.post(f"/cds-services/rpl-{hook}", json=body)

@@ -249,3 +249,18 @@ def test_fhir_answers_are_asked_for_uncompressed_unless_gzip_is_set(tmp_path):
         assert r.status_code == 200 and "D3.2" in topics(r)
         assert {c.request.headers["Accept-Encoding"] for c in responses.calls} == {expected}
         app.extensions["rpl"].close()
+
+
+@responses.activate
+def test_a_cookie_the_fhir_server_sets_is_never_sent_with_a_later_call(client):
+    """One Session serves every user: a session cookie bound to one user's token must not go
+    out with the next call, which may be another user's or carry no token at all."""
+    mock_server(responses, rpl_diagnosis(), token=None)
+    responses.replace(responses.GET, f"{FHIR_BASE}/Patient/{PID}", json=patient(),
+                      headers={"Set-Cookie": "JSESSIONID=user-a; Path=/"})
+    body = hook_request("patient-view", fhirServer=FHIR_BASE, fhirAuthorization=AUTH)
+    del body["prefetch"]
+    for _ in range(2):
+        assert client.post("/cds-services/rpl-patient-view", json=body).status_code == 200
+    sent = [c.request.headers.get("Cookie") for c in responses.calls]
+    assert len(sent) == 16 and sent == [None] * 16

@@ -80,6 +80,7 @@ def extract(
     """Turn one patient's raw FHIR data into the facts every rule reads; parser validates
     the resources read (the service's one remembers them, see ResourceParser)."""
     validated = parser.validated
+    classify = valuesets.classify
     observations: list[tuple[frozenset[str], Any]] = []
     conditions: list[ConditionFact] = []
     procedures: list[tuple[frozenset[str], Any]] = []
@@ -88,7 +89,10 @@ def extract(
     for raw in record.resources:
         rtype = raw.get("resourceType")
         if rtype == "Observation":
-            names = valuesets.classify(raw.get("code")) & READ_OBSERVATION_SETS
+            names = classify(raw.get("code"))
+            if not names:  # most of a long lab history: no value set at all
+                continue
+            names &= READ_OBSERVATION_SETS
             if not names or raw_str(raw, "status") not in VALID_OBSERVATION_STATUS:
                 continue
             if len(names) == 1 and (test := next(iter(names))) in LATEST_ONLY:
@@ -96,11 +100,11 @@ def extract(
             elif (model := validated(raw)) is not None:
                 observations.append((names, model))
         elif rtype == "Condition":
-            names = valuesets.classify(raw.get("code")) & CONDITION_SETS
+            names = classify(raw.get("code")) & CONDITION_SETS
             if names:
                 conditions.extend(condition_facts(names, raw, validated))
         elif rtype in ("Procedure", "DiagnosticReport"):
-            names = valuesets.classify(raw.get("code")) & PROCEDURE_SETS
+            names = classify(raw.get("code")) & PROCEDURE_SETS
             if names and raw_str(raw, "status") in DONE_STATUS[rtype]:
                 model = validated(raw)
                 if model is not None:

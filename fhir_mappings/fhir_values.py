@@ -9,6 +9,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 from .facts import Interpretation
@@ -61,15 +62,20 @@ def as_date(value: Any) -> date | None:
     if isinstance(value, date):
         return value
     if isinstance(value, str):
-        parts = value[:10].split("-")
-        try:
-            year = int(parts[0])
-            month = int(parts[1]) if len(parts) > 1 else 1
-            day = int(parts[2]) if len(parts) > 2 else 1
-            return date(year, month, day)
-        except (ValueError, IndexError):
-            return None
+        return _date_of_text(value[:10])
     return None
+
+
+@lru_cache(maxsize=4096)  # a lab history repeats the same dates at every call
+def _date_of_text(text: str) -> date | None:
+    parts = text.split("-")
+    try:
+        year = int(parts[0])
+        month = int(parts[1]) if len(parts) > 1 else 1
+        day = int(parts[2]) if len(parts) > 2 else 1
+        return date(year, month, day)
+    except (ValueError, IndexError):
+        return None
 
 
 def coding_pairs(concept: Any) -> set[tuple[str | None, str | None]]:

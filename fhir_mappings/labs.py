@@ -169,11 +169,11 @@ def newest_usable(
     """For tests where only the latest result matters: validate newest first and stop
     at the first result with a usable value. Newer results in an unknown unit, and
     results of that same date (a preliminary may be superseded), are kept too."""
-    dated = sorted(raws, key=lambda r: raw_date(r) or date.min, reverse=True)
+    dated = sorted(((raw_date(r), i) for i, r in enumerate(raws)), key=lambda d: d[0] or date.min, reverse=True)
     kept: list[tuple[frozenset[str], Any]] = []
     found: date | None = None
-    for raw in dated:
-        when = raw_date(raw)
+    for when, i in dated:
+        raw = raws[i]
         if when is not None and when > today:
             continue
         if found is not None and when != found:

@@ -44,22 +44,29 @@ def as_list(value: Any) -> list:
     return value if isinstance(value, list) else []
 
 
-def resources_in(value: Any) -> Iterable[Mapping[str, Any]]:
-    """The resources in a prefetch value: a resource, a Bundle, or None."""
-    if not isinstance(value, dict):
-        return
-    if value.get("resourceType") == "Bundle":
-        for entry in as_list(value.get("entry")):
-            if isinstance(entry, dict):
+def resources_in(value: Any) -> list[dict[str, Any]]:
+    """The resources in a prefetch value: a resource, a Bundle, or None.
+
+    A list, not a generator: it runs for every entry of a long record (issue #7)."""
+    if type(value) is not dict:
+        return []
+    rtype = value.get("resourceType")
+    if rtype != "Bundle":
+        return [value] if type(rtype) is str else []
+    entries = value.get("entry")
+    if type(entries) is not list:
+        return []
+    found = []
+    for entry in entries:
+        if type(entry) is dict:
+            resource = entry.get("resource")
+            if type(resource) is dict and type(resource.get("resourceType")) is str:
+                # _include'd resources (search.mode 'include') are data too; an OperationOutcome
+                # about the search (mode 'outcome') is not.
                 search = entry.get("search")
-                # _include'd resources (search.mode 'include') are data too.
-                resource = entry.get("resource")
-                if isinstance(resource, dict) and isinstance(resource.get("resourceType"), str):
-                    if isinstance(search, dict) and search.get("mode") == "outcome":
-                        continue
-                    yield resource
-    elif isinstance(value.get("resourceType"), str):
-        yield value
+                if type(search) is not dict or search.get("mode") != "outcome":
+                    found.append(resource)
+    return found
 
 
 def _reference_id(reference: Any, resource_type: str) -> str | None:

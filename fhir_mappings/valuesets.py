@@ -158,11 +158,14 @@ class ValueSetIndex:
         if type(codings) is not list:
             return _NOTHING
         found = _NOTHING
+        remembered = self._cache.get  # names_for's memo, looked up here first: no call per coding
         for coding in codings:
             if type(coding) is dict:
                 system, code = coding.get("system"), coding.get("code")
                 if type(system) is str and type(code) is str:
-                    hit = self.names_for(system, code)
+                    hit = remembered((system, code))
+                    if hit is None:
+                        hit = self.names_for(system, code)
                     if hit:
                         found = found | hit if found else hit
         return found

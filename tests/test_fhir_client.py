@@ -1,0 +1,85 @@
+"""The FHIR client against a real socket: retries, redirects and cookies as the server sends them."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from service.fhir_client import FhirClient, FhirError, FhirSettings
+
+
+class FhirStub(BaseHTTPRequestHandler):
+    """Answers from a script of (status, headers, body) per path, in order; records what came in."""
+
+    protocol_version = "HTTP/1.1"
+    script: dict[str, list[tuple[int, dict[str, str], dict]]] = {}
+    seen: list[tuple[str, dict[str, str]]] = []
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        self.seen.append((self.path, dict(self.headers)))
+        answers = self.script.get(self.path.split("?")[0], [])
+        status, headers, body = answers.pop(0) if len(answers) > 1 else answers[0]
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        for name, value in {"Content-Type": "application/fhir+json", **headers}.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):  # keep the test output clean
+        pass
+
+
+@pytest.fixture
+def stub():
+    FhirStub.script, FhirStub.seen = {}, []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FhirStub)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/fhir"
+    server.shutdown()
+    server.server_close()
+
+
+def client(base: str, retries: int = 2) -> FhirClient:
+    return FhirClient(base, FhirSettings(connect_timeout=2, read_timeout=5, max_pages=3,
+                                         max_response_bytes=100_000, retries=retries))
+
+
+PATIENT = {"resourceType": "Patient", "id": "p1"}
+
+
+def test_a_read_is_retried_after_a_503_and_sends_the_token_each_time(stub):
+    FhirStub.script["/fhir/Patient/p1"] = [(503, {}, {"resourceType": "OperationOutcome"}), (200, {}, PATIENT)]
+    assert client(stub).read("Patient/p1", "tok-1") == PATIENT
+    assert [path for path, _ in FhirStub.seen] == ["/fhir/Patient/p1"] * 2
+    assert {headers["Authorization"] for _, headers in FhirStub.seen} == {"Bearer tok-1"}
+
+
+def test_without_retries_a_503_is_a_fhir_error(stub):
+    FhirStub.script["/fhir/Patient/p1"] = [(503, {}, {"resourceType": "OperationOutcome"}), (200, {}, PATIENT)]
+    with pytest.raises(FhirError, match="HTTP 503"):
+        client(stub, retries=0).read("Patient/p1", None)
+
+
+def test_a_redirect_on_the_same_server_is_followed_and_the_headers_go_along(stub):
+    FhirStub.script["/fhir/Patient/p1"] = [(302, {"Location": "/fhir/Patient/p2"}, {})]
+    FhirStub.script["/fhir/Patient/p2"] = [(200, {}, PATIENT)]
+    assert client(stub).read("Patient/p1", "tok-1") == PATIENT
+    assert [(path, headers.get("Authorization"), headers.get("Accept")) for path, headers in FhirStub.seen] == [
+        ("/fhir/Patient/p1", "Bearer tok-1", "application/fhir+json"),
+        ("/fhir/Patient/p2", "Bearer tok-1", "application/fhir+json"),
+    ]
+
+
+def test_a_cookie_set_by_the_server_is_not_sent_back(stub):
+    FhirStub.script["/fhir/Patient/p1"] = [(200, {"Set-Cookie": "JSESSIONID=a; Path=/"}, PATIENT)]
+    fhir = client(stub)
+    fhir.read("Patient/p1", "tok-a")
+    fhir.read("Patient/p1", None)
+    assert [headers.get("Cookie") for _, headers in FhirStub.seen] == [None, None]
+    assert len(fhir.session.cookies) == 0

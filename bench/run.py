@@ -1,4 +1,4 @@
-"""Hook latency and throughput benchmark (issue #7): one command, about two minutes.
+"""Hook latency and throughput benchmark (issue #7): one command, about two and a half minutes.
 
     .venv/bin/python bench/run.py                 # the working tree as it is
     .venv/bin/python bench/run.py --commit HEAD   # exactly the service's code of a commit

@@ -37,8 +37,8 @@ class PatientRecord:
         return {raw_reference(r): r for r in self.resources if r.get("id")}
 
 
-# Raw data is parsed JSON: dicts and lists. Checked with isinstance(x, dict), not the
-# Mapping ABC, which is several times slower and runs for every resource of a long record.
+# Raw data is parsed JSON: dicts and lists. Checked as such (isinstance, or type(x) is dict in
+# the loops over every entry), not with the Mapping ABC, which is several times slower.
 def as_list(value: Any) -> list:
     """A JSON array, or nothing: raw data is not trusted to have the FHIR shape."""
     return value if isinstance(value, list) else []

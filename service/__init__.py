@@ -38,6 +38,7 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # keep the field order of the models
     valuesets = ValueSetIndex.load(settings.extra_valuesets_dir)
+    json_limits = JsonLimits.of(settings)
     app.extensions["rpl"] = Runtime(
         settings=settings,
         valuesets=valuesets,
@@ -58,7 +59,8 @@ def create_app(
         translations=load_translations(),
         today=today,
         new_uuid=new_uuid,
-        parser=ResourceParser(settings.validation_cache_size, JsonLimits.of(settings)),
+        parser=ResourceParser(settings.validation_cache_size, json_limits),
+        json_limits=json_limits,
     )
     CORS(
         app,

@@ -32,7 +32,6 @@ from .protocol import (
     FeedbackRequest,
     HookRequest,
     InputLimitError,
-    JsonLimits,
     load_json,
     validation_messages,
 )
@@ -57,7 +56,7 @@ def _json_body() -> Any:
         raise ApiError(415, "the body must be JSON (Content-Type: application/json)")
     raw = request.get_data(cache=False)  # 413 above the configured size limit
     try:
-        return load_json(raw, JsonLimits.of(runtime().settings))
+        return load_json(raw, runtime().json_limits)
     except InputLimitError as exc:
         raise ApiError(400, str(exc)) from None
     except RecursionError:

@@ -58,6 +58,7 @@ class FhirClient:
         self.base_url = base_url.rstrip("/") + "/"
         self.settings = settings
         self.session = session or self._new_session(settings)
+        self._headers = dict(self.session.headers)  # sent with every read, the token added per call
 
     @staticmethod
     def _new_session(settings: FhirSettings) -> requests.Session:
@@ -83,7 +84,9 @@ class FhirClient:
         session.trust_env = False  # no proxy or netrc credentials picked up from the host
         # The Session serves every user of the service: a cookie the FHIR server set for one
         # call (a login session bound to that user's token, say) must never go out with
-        # another user's call, or with a call that has no token. So no cookie is ever kept.
+        # another user's call, or with a call that has no token. _get sends through the
+        # adapter, which never touches the jar; the jar refuses cookies all the same, should
+        # anyone send through the Session again.
         session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
         return session
 
@@ -114,9 +117,7 @@ class FhirClient:
 
     # -- one GET, with the safety checks -----------------------------------------------
     def _get(self, url: str, token: str | None, missing_ok: bool) -> dict[str, Any] | None:
-        headers = dict(self.session.headers)
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
+        headers = {**self._headers, "Authorization": f"Bearer {token}"} if token else self._headers
         for _ in range(MAX_REDIRECTS + 1):
             try:
                 # Straight to the Session's transport adapter (its pool, retries and TLS

@@ -11,6 +11,7 @@ from functools import cached_property
 from babel.support import NullTranslations
 
 from fhir_mappings.extract import ExtractionSettings
+from fhir_mappings.json_limits import JsonLimits
 from fhir_mappings.resources import ResourceParser
 from fhir_mappings.valuesets import ValueSetIndex
 
@@ -32,6 +33,7 @@ class Runtime:
     today: Callable[[], date]
     new_uuid: Callable[[], str]
     parser: ResourceParser
+    json_limits: JsonLimits
 
     @cached_property
     def extraction(self) -> ExtractionSettings:

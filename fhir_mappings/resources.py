@@ -10,14 +10,13 @@ validates the same content only once (see there).
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
 from .json_limits import InputLimitError, JsonLimits, check_json
+from .lru import BoundedLru
 
 from fhir.resources.R4B.condition import Condition
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
@@ -134,8 +133,7 @@ class ResourceParser:
     def __init__(self, max_entries: int = 0, limits: JsonLimits = JsonLimits()):
         self.max_entries = max_entries
         self.limits = limits
-        self._entries: OrderedDict[bytes, Any] = OrderedDict()
-        self._lock = threading.Lock()
+        self._entries = BoundedLru(max_entries)
 
     def parse(self, resource: Mapping[str, Any]) -> Any:
         """As parse(): the validated model, or InvalidResource; InputLimitError beyond a limit."""
@@ -146,19 +144,13 @@ class ResourceParser:
             key = orjson.dumps(slim)
         except (orjson.JSONEncodeError, TypeError):  # too deep for orjson, or a caller's own objects
             return self._checked(model, slim)
-        with self._lock:
-            found = self._entries.get(key)
-            if found is not None:
-                self._entries.move_to_end(key)
+        found = self._entries.get(key)
         if found is None:
             try:
                 found = self._checked(model, slim)
             except (InvalidResource, InputLimitError) as exc:
                 found = _Invalid(type(exc), str(exc))
-            with self._lock:
-                self._entries[key] = found
-                if len(self._entries) > self.max_entries:
-                    self._entries.popitem(last=False)
+            self._entries.put(key, found)
         if type(found) is _Invalid:
             raise found.error(found.message)
         return found

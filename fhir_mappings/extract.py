@@ -17,16 +17,17 @@ Data hygiene (recommendations.md, "Definitions used by every rule"):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
 from .conditions import condition_facts, loss_count
 from .facts import ConditionFact, OrderFact, PatientFacts
-from .fhir_values import Validate, as_date, raw_str
+from .fhir_values import Validate, as_date, raw_reference, raw_str
 from .labs import (
     APL_TESTS, LAB_TESTS, LATEST_ONLY, antibody_history, lab_results, latest, newest_usable, smoking,
 )
-from .orders import order_fact, order_on_record
+from .orders import OrderLookup, order_fact, order_on_record
 from .pregnancy import PREGNANCY_OBSERVATIONS, findings_of, pregnancy_facts
 from .record import PatientRecord
 from .resources import UNCACHED, ResourceParser
@@ -70,6 +71,16 @@ DONE_STATUS = {
 VALID_OBSERVATION_STATUS = frozenset({"final", "amended", "corrected", "preliminary"})
 
 
+@dataclass(frozen=True)
+class RecordFacts:
+    """The facts of a patient's record before this call's draft orders, with what the facts
+    of the drafts read from the record; what fhir_mappings.facts_cache remembers."""
+
+    facts: PatientFacts  # draft_orders is empty
+    medications: Mapping[str, Mapping[str, Any]]  # "Medication/id" -> Medication
+    cited: Mapping[str, frozenset[str]]  # "Type/id" -> value sets of the resource's code
+
+
 def extract(
     record: PatientRecord,
     valuesets: ValueSetIndex,
@@ -79,17 +90,52 @@ def extract(
 ) -> PatientFacts:
     """Turn one patient's raw FHIR data into the facts every rule reads; parser validates
     the resources read (the service's one remembers them, see ResourceParser)."""
+    known = extract_record(record, valuesets, today, settings, parser)
+    return with_drafts(known, record.draft_orders, record.selections, valuesets, parser)
+
+
+def with_drafts(
+    known: RecordFacts,
+    drafts: Iterable[Mapping[str, Any]],
+    selections: frozenset[str],
+    valuesets: ValueSetIndex,
+    parser: ResourceParser = UNCACHED,
+) -> PatientFacts:
+    """The facts of a record with this call's draft orders (context.draftOrders)."""
+    lookup = OrderLookup(known.medications, known.cited, selections)
+    orders = tuple(
+        order
+        for raw in drafts
+        if (order := order_fact(raw, lookup, valuesets, parser.validated, draft=True)) is not None
+    )
+    return replace(known.facts, draft_orders=orders) if orders else known.facts
+
+
+def extract_record(
+    record: PatientRecord,
+    valuesets: ValueSetIndex,
+    today: date,
+    settings: ExtractionSettings = ExtractionSettings(),
+    parser: ResourceParser = UNCACHED,
+) -> RecordFacts:
+    """The facts of the record's own resources; its draft orders are left to with_drafts."""
     validated = parser.validated
     classify = valuesets.classify
     observations: list[tuple[frozenset[str], Any]] = []
     conditions: list[ConditionFact] = []
     procedures: list[tuple[frozenset[str], Any]] = []
-    orders: list[OrderFact] = []
+    order_raws: list[Mapping[str, Any]] = []
     latest_only: dict[str, list[Mapping[str, Any]]] = {}
+    cited: dict[str, frozenset[str]] = {}
     for raw in record.resources:
         rtype = raw.get("resourceType")
+        names = classify(raw.get("code"))
+        rid = raw.get("id")
+        # What an order citing this resource as its reason (reasonReference) reads of it. String
+        # ids are unique in a record (gather); of other ids (not FHIR), the last one counts.
+        if rid and (names or type(rid) is not str):
+            cited[raw_reference(raw)] = names
         if rtype == "Observation":
-            names = classify(raw.get("code"))
             if not names:  # most of a long lab history: no value set at all
                 continue
             names &= READ_OBSERVATION_SETS
@@ -100,31 +146,31 @@ def extract(
             elif (model := validated(raw)) is not None:
                 observations.append((names, model))
         elif rtype == "Condition":
-            names = classify(raw.get("code")) & CONDITION_SETS
+            names &= CONDITION_SETS
             if names:
                 conditions.extend(condition_facts(names, raw, validated))
         elif rtype in ("Procedure", "DiagnosticReport"):
-            names = classify(raw.get("code")) & PROCEDURE_SETS
+            names &= PROCEDURE_SETS
             if names and raw_str(raw, "status") in DONE_STATUS[rtype]:
                 model = validated(raw)
                 if model is not None:
                     procedures.append((names, model))
         elif rtype in ("MedicationRequest", "MedicationStatement", "ServiceRequest"):
-            order = order_fact(raw, record, valuesets, validated, draft=False)
-            if order is not None and order_on_record(raw, order):
-                orders.append(order)
-    drafts = tuple(
+            order_raws.append(raw)  # after the loop, when every resource an order may cite is known
+    lookup = OrderLookup(record.medications, cited)
+    orders = [
         order
-        for raw in record.draft_orders
-        if (order := order_fact(raw, record, valuesets, validated, draft=True)) is not None
-    )
+        for raw in order_raws
+        if (order := order_fact(raw, lookup, valuesets, validated, draft=False)) is not None
+        and order_on_record(raw, order)
+    ]
 
     for test, raws in latest_only.items():
         observations.extend(newest_usable(test, raws, today, settings, validated))
     labs, unusable = lab_results(observations, today, settings)
     findings = findings_of(observations, procedures, today)
     conditions_t = tuple(conditions)
-    return PatientFacts(
+    facts = PatientFacts(
         patient_id=record.patient_id,
         today=today,
         age_years=_age(record.patient, today, validated),
@@ -139,11 +185,11 @@ def extract(
         conditions=conditions_t,
         pregnancy=pregnancy_facts(observations, conditions_t, findings, today),
         orders=tuple(orders),
-        draft_orders=drafts,
         findings=findings,
         smoking_current=smoking(observations, valuesets),
         bmi=latest(labs, "bmi"),
     )
+    return RecordFacts(facts, record.medications, cited)
 
 
 

@@ -8,15 +8,25 @@ to a Medication elsewhere in the data.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from .facts import OrderFact
 from .fhir_values import Validate, coding_pairs, raw_reference
-from .record import PatientRecord, as_list
+from .record import as_list
 from .valuesets import SNOMED, ValueSetIndex
 
 ORDER_STATUS_ON_RECORD = frozenset({"active", "on-hold", "draft"})
 STATEMENT_STATUS_ACTIVE = frozenset({"active", "intended"})
+
+
+@dataclass(frozen=True)
+class OrderLookup:
+    """What the facts of an order read from the rest of the data."""
+
+    medications: Mapping[str, Mapping[str, Any]]  # "Medication/id" -> Medication (medicationReference)
+    cited: Mapping[str, frozenset[str]]  # "Type/id" -> value sets of that resource's code (reasonReference)
+    selections: frozenset[str] = frozenset()  # order-select: the newly selected drafts
 
 
 def order_on_record(raw: Mapping[str, Any], order: OrderFact) -> bool:
@@ -25,7 +35,7 @@ def order_on_record(raw: Mapping[str, Any], order: OrderFact) -> bool:
     return order.status in ORDER_STATUS_ON_RECORD
 
 
-def _medication_concept(raw: Mapping[str, Any], record: PatientRecord) -> Mapping[str, Any] | None:
+def _medication_concept(raw: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any] | None:
     if "medicationCodeableConcept" in raw:
         return raw.get("medicationCodeableConcept")
     reference = raw.get("medicationReference")
@@ -41,7 +51,7 @@ def _medication_concept(raw: Mapping[str, Any], record: PatientRecord) -> Mappin
         parts = ref.split("/")
         if "_history" in parts:
             parts = parts[: parts.index("_history")]
-        medication = record.medications.get("/".join(parts[-2:]))
+        medication = medications.get("/".join(parts[-2:]))
         if medication is not None:
             return medication.get("code")
     return None
@@ -49,13 +59,13 @@ def _medication_concept(raw: Mapping[str, Any], record: PatientRecord) -> Mappin
 
 def order_fact(
     raw: Mapping[str, Any],
-    record: PatientRecord,
+    lookup: OrderLookup,
     valuesets: ValueSetIndex,
     validated: Validate,
     draft: bool,
 ) -> OrderFact | None:
     rtype = raw.get("resourceType")
-    concept = raw.get("code") if rtype == "ServiceRequest" else _medication_concept(raw, record)
+    concept = raw.get("code") if rtype == "ServiceRequest" else _medication_concept(raw, lookup.medications)
     classes = valuesets.classify(concept)
     if not classes:
         return None
@@ -69,9 +79,7 @@ def order_fact(
             reasons |= valuesets.names_for(system, code)
     # reasonReference: the Condition or Observation the order cites, when it is in the data.
     for reason in getattr(model, "reasonReference", None) or []:
-        cited = record.by_reference.get(reason.reference or "")
-        if cited is not None:
-            reasons |= valuesets.classify(cited.get("code"))
+        reasons |= lookup.cited.get(reason.reference or "", frozenset())
     display = _display(concept) or reference
     return OrderFact(
         reference=reference,
@@ -79,7 +87,7 @@ def order_fact(
         display=display,
         status=str(raw.get("status") or "unknown"),
         draft=draft,
-        selected=draft and reference in record.selections,
+        selected=draft and reference in lookup.selections,
         daily_dose_mg=_daily_dose_mg(model),
         routes=_routes(model),
         reason=frozenset(reasons),

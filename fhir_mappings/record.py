@@ -8,11 +8,8 @@ aside and never reach the rules.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 from typing import Any
-
-from .fhir_values import raw_reference
 
 CLINICAL_TYPES = frozenset(
     {"Condition", "Observation", "MedicationRequest", "MedicationStatement", "ServiceRequest", "Procedure",
@@ -31,10 +28,20 @@ class PatientRecord:
     selections: frozenset[str] = frozenset()
     ignored: tuple[str, ...] = ()  # why resources were set aside (for the log)
 
-    @cached_property
-    def by_reference(self) -> dict[str, Mapping[str, Any]]:
-        """"Type/id" -> resource, for the reasons an order cites; built only when one does."""
-        return {raw_reference(r): r for r in self.resources if r.get("id")}
+
+@dataclass(frozen=True)
+class DraftOrders:
+    """This call's draft orders (context.draftOrders), gathered apart from the record:
+    they change from call to call while the record often stays the same
+    (fhir_mappings.facts_cache)."""
+
+    orders: tuple[Mapping[str, Any], ...] = ()
+    medications: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # "Medication/id" -> Medication
+    selections: frozenset[str] = frozenset()
+    ignored: tuple[str, ...] = ()
+
+
+NO_DRAFTS = DraftOrders()
 
 
 # Raw data is parsed JSON: dicts and lists. Checked as such (isinstance, or type(x) is dict in
@@ -108,6 +115,11 @@ def gather(
     draft_orders: Any = None,
     selections: Iterable[str] = (),
 ) -> PatientRecord:
+    """The record of one call: the prefetch values with the call's draft orders."""
+    return gather_record(patient_id, values, gather_drafts(patient_id, draft_orders, selections))
+
+
+def gather_record(patient_id: str, values: Iterable[Any], drafts: DraftOrders = NO_DRAFTS) -> PatientRecord:
     patient = None
     seen: set[tuple[str, str]] = set()
     resources: list[Mapping[str, Any]] = []
@@ -139,7 +151,23 @@ def gather(
                     medications[f"Medication/{rid}"] = resource
             else:
                 ignored.append(f"{_label(rtype, None)}: not read by any rule")
+    medications.update(drafts.medications)  # a draft's own Medication wins over the record's
+    return PatientRecord(
+        patient_id=patient_id,
+        patient=patient,
+        resources=tuple(resources),
+        medications=medications,
+        draft_orders=drafts.orders,
+        selections=drafts.selections,
+        ignored=(*ignored, *drafts.ignored),
+    )
+
+
+def gather_drafts(patient_id: str, draft_orders: Any, selections: Iterable[str] = ()) -> DraftOrders:
+    """context.draftOrders: the orders about this patient (or no one), and the Bundle's Medications."""
     drafts: list[Mapping[str, Any]] = []
+    medications: dict[str, Mapping[str, Any]] = {}
+    ignored: list[str] = []
     for resource in resources_in(draft_orders):
         rtype = resource.get("resourceType")
         if rtype == "Medication" and isinstance(resource.get("id"), str):
@@ -152,12 +180,4 @@ def gather(
             ignored.append(f"draft {_label(rtype, resource.get('id'))}: not about this patient")
             continue
         drafts.append(resource)
-    return PatientRecord(
-        patient_id=patient_id,
-        patient=patient,
-        resources=tuple(resources),
-        medications=medications,
-        draft_orders=tuple(drafts),
-        selections=frozenset(selections),
-        ignored=tuple(ignored),
-    )
+    return DraftOrders(tuple(drafts), medications, frozenset(selections), tuple(ignored))

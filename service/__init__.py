@@ -11,7 +11,9 @@ from flask import Flask
 from flask_cors import CORS
 
 from cards.i18n import load_translations
+from fhir_mappings.facts_cache import FactsCache
 from fhir_mappings.json_limits import JsonLimits
+from fhir_mappings.settings import ExtractionSettings
 from fhir_mappings.resources import ResourceParser
 from fhir_mappings.valuesets import ValueSetIndex
 
@@ -39,6 +41,8 @@ def create_app(
     app.json.sort_keys = False  # keep the field order of the models
     valuesets = ValueSetIndex.load(settings.extra_valuesets_dir)
     json_limits = JsonLimits.of(settings)
+    parser = ResourceParser(settings.validation_cache_size, json_limits)
+    extraction = ExtractionSettings(antibody_cutoff=settings.antibody_cutoff, loss_week_limit=settings.loss_week_limit)
     app.extensions["rpl"] = Runtime(
         settings=settings,
         valuesets=valuesets,
@@ -59,7 +63,8 @@ def create_app(
         translations=load_translations(),
         today=today,
         new_uuid=new_uuid,
-        parser=ResourceParser(settings.validation_cache_size, json_limits),
+        parser=parser,
+        facts=FactsCache(settings.facts_cache_size, valuesets, extraction, parser),
         json_limits=json_limits,
     )
     CORS(

@@ -18,8 +18,6 @@ from cards.i18n import Translator
 from cards.model import RuleContext
 from cards.orders import OrderBuilder
 from cards.rules import evaluate
-from fhir_mappings.extract import extract
-from fhir_mappings.record import gather
 
 from . import auth
 from .errors import ApiError
@@ -111,14 +109,14 @@ def call_service(service_id: str):
     except PrefetchUnavailable as exc:
         raise ApiError(412, str(exc)) from None
 
-    record = gather(
-        context.patientId,
-        data.values(),
-        draft_orders=getattr(context, "draftOrders", None),
-        selections=getattr(context, "selections", ()),
-    )
     try:
-        facts = extract(record, rt.valuesets, rt.today(), rt.extraction, rt.parser)
+        facts = rt.facts.facts(
+            context.patientId,
+            list(data.values()),
+            rt.today(),
+            draft_orders=getattr(context, "draftOrders", None),
+            selections=getattr(context, "selections", ()),
+        )
     except InputLimitError as exc:  # in a resource a rule reads (see ResourceParser)
         raise ApiError(400, str(exc)) from None
     drafts = evaluate(facts, RuleContext(hook=service.hook, orders=OrderBuilder(rt.valuesets, context.patientId)))

@@ -131,6 +131,7 @@ class Settings(BaseSettings):
     antibody_cutoff: float = Field(40.0, gt=0, description="aCL/anti-beta2GPI units above which a result without interpretation or reference range is positive.")
     extra_valuesets_dir: Path | None = Field(None, description="Folder of extra FHIR ValueSets (local codes) merged with the shipped ones.")
     validation_cache_size: int = Field(2000, ge=0, le=1_000_000, description="Validated FHIR resources remembered per worker by their content (about 11 kB each); 0 validates every time.")
+    facts_cache_size: int = Field(64, ge=0, le=100_000, description="Records whose facts each worker remembers by their exact content (the record's JSON is the key: about its size per record); 0 reads every record anew.")
 
     # -- storage and logs --------------------------------------------------------
     database_url: str = Field("sqlite:///rpl-cds-feedback.sqlite3", description="Feedback store: SQLAlchemy URL (sqlite:///file or postgresql+psycopg://...).")

@@ -6,11 +6,9 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import date
-from functools import cached_property
-
 from babel.support import NullTranslations
 
-from fhir_mappings.extract import ExtractionSettings
+from fhir_mappings.facts_cache import FactsCache
 from fhir_mappings.json_limits import JsonLimits
 from fhir_mappings.resources import ResourceParser
 from fhir_mappings.valuesets import ValueSetIndex
@@ -32,14 +30,9 @@ class Runtime:
     translations: dict[str, NullTranslations]
     today: Callable[[], date]
     new_uuid: Callable[[], str]
-    parser: ResourceParser
+    parser: ResourceParser  # validation of the resources read, shared by facts
+    facts: FactsCache  # gather + extract, remembering the facts of records seen before
     json_limits: JsonLimits
-
-    @cached_property
-    def extraction(self) -> ExtractionSettings:
-        return ExtractionSettings(
-            antibody_cutoff=self.settings.antibody_cutoff, loss_week_limit=self.settings.loss_week_limit
-        )
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

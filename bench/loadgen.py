@@ -13,6 +13,10 @@ With several --url and --parallel, one "request" is all of them at once, each on
 its own connection, and its latency is until the last answer (how the service
 fetches its missing prefetch keys); per-URL latencies are reported too.
 
+A body with a hookInstance is sent with a new one (a uuid of the same length) every
+time, as an EHR does: one id per hook call (CDS Hooks 2.0). The service must not
+be measured on a request it could take for one it has seen.
+
 Prints one JSON object: count, errors, status counts, p50/p95/p99/mean latency in
 ms and requests per second over the measured window.
 """
@@ -23,11 +27,14 @@ import argparse
 import asyncio
 import json
 import math
+import re
 import sys
 import time
+import uuid
 from urllib.parse import urlsplit
 
 REQUEST_TIMEOUT = 30.0  # seconds; a request that takes longer counts as an error
+HOOK_INSTANCE = re.compile(rb'"hookInstance"\s*:\s*"([0-9a-fA-F-]{36})"')
 
 
 class Connection:
@@ -93,6 +100,8 @@ def percentile(values: list[float], q: float) -> float:
 
 async def run(args: argparse.Namespace) -> dict:
     body = open(args.body, "rb").read() if args.body else None
+    found = HOOK_INSTANCE.search(body) if body else None
+    instance = found.group(1) if found else None  # replaced in every request
     requests = [prepare(url, body, args.header) for url in args.url]
     if not args.parallel:
         requests = requests[:1]
@@ -108,6 +117,8 @@ async def run(args: argparse.Namespace) -> dict:
     started = 0
 
     async def one(conn: Connection, payload: bytes) -> float:
+        if instance is not None:  # the first occurrence: the one in the body (the headers hold no uuid)
+            payload = payload.replace(instance, str(uuid.uuid4()).encode(), 1)
         t0 = time.perf_counter()
         status = await asyncio.wait_for(conn.request(payload), REQUEST_TIMEOUT)
         statuses[str(status)] = statuses.get(str(status), 0) + 1

@@ -159,9 +159,11 @@ def stage_clock(app) -> Iterator[StageClock]:
     """Wrap the names the view looks up at call time (module globals), and put them back after.
     Names the service no longer has are skipped: their rows are left out of the table."""
     import fhir_mappings.extract as extract_module
+    import fhir_mappings.facts_cache as facts_cache
     import service.api as api
     import service.prefetch as prefetch
     import service.protocol as protocol
+    from fhir_mappings.facts_cache import FactsCache
     from service.fhir_client import FhirClient
 
     clock = StageClock()
@@ -175,8 +177,14 @@ def stage_clock(app) -> Iterator[StageClock]:
         (api, "resolve", lambda f: clock.wrap("resolve", f)),
         (prefetch, "_fetch_one", lambda f: clock.wrap("fetch_one", f)),
         (FhirClient, "_body", lambda f: clock.wrap("fhir_body", f)),
-        (api, "gather", lambda f: clock.wrap("gather", f)),
+        (api, "gather", lambda f: clock.wrap("gather", f)),  # before the facts cache (issue #7)
         (api, "extract", lambda f: clock.wrap("extract", f)),
+        (FactsCache, "facts", lambda f: clock.wrap("facts", f)),
+        (facts_cache, "record_key", lambda f: clock.wrap("record_key", f)),
+        (facts_cache, "gather_record", lambda f: clock.wrap("gather", f)),
+        (facts_cache, "extract_record", lambda f: clock.wrap("extract", f)),
+        (facts_cache, "gather_drafts", lambda f: clock.wrap("drafts", f)),
+        (facts_cache, "with_drafts", lambda f: clock.wrap("drafts", f)),
         (extract_module, "parse", lambda f: clock.wrap("parse", f)),
         (api, "evaluate", lambda f: clock.wrap("evaluate", f)),
         (api, "render_card", lambda f: clock.wrap("render_card", f)),
@@ -206,7 +214,10 @@ def stages(client, app, path: str, body: bytes, calls: int) -> list[tuple[str, f
         total = time.perf_counter() - t0
     s = defaultdict(float, {k: v / calls * 1000 for k, v in clock.seconds.items()})
     total = total / calls * 1000
-    top = ("json_body", "validate", "resolve", "gather", "extract", "evaluate", "render_card", "response")
+    facts_cached = "facts" in clock.seconds
+    top = ("json_body", "validate", "resolve", *(("facts",) if facts_cached else ("gather", "extract")),
+           "evaluate", "render_card", "response")
+    under = "  " if facts_cached else ""
     rows = [
         ("JSON: read the body, parse, check the input limits (`_json_body`)", s["json_body"]),
         ("  parsing (`loads`)", s["json_loads"]),
@@ -217,9 +228,12 @@ def stages(client, app, path: str, body: bytes, calls: int) -> list[tuple[str, f
         ("prefetch: `resolve` (fetches missing keys, in parallel)", s["resolve"]),
         ("  the reads added up (`_fetch_one`, in the fetch threads)", s["fetch_one"]),
         ("  of which reading and decoding FHIR JSON (`FhirClient._body`)", s["fhir_body"]),
-        ("prefetch: `gather` the record (flatten Bundles, check subjects)", s["gather"]),
-        ("facts: `extract`", s["extract"]),
-        ("  of which fhir.resources validation (`resources.parse`)", s["parse"]),
+        ("facts: `FactsCache.facts` (the record's facts remembered, then the draft orders)", s["facts"]),
+        ("  the record's key (`record_key`: its JSON)", s["record_key"]),
+        (f"{under}prefetch: `gather` the record (flatten Bundles, check subjects)", s["gather"]),
+        (f"{under}facts: `extract` (the record's own resources)", s["extract"]),
+        (f"{under}  of which fhir.resources validation (`resources.parse`)", s["parse"]),
+        ("  the draft orders (`gather_drafts`, `with_drafts`)", s["drafts"]),
         ("rules: `evaluate`", s["evaluate"]),
         ("rendering: `render_card`", s["render_card"]),
         ("rendering: `CdsResponse` model and `jsonify`", s["response"]),
@@ -227,7 +241,8 @@ def stages(client, app, path: str, body: bytes, calls: int) -> list[tuple[str, f
         ("Flask, audit log, test client (outside the view)", total - s["view"]),
         ("**total per call (instrumented)**", total),
     ]
-    return [(name, ms) for name, ms in rows if not (name.startswith("  ") and ms < 0.005)]
+    return [(name, ms) for name, ms in rows
+            if not (name.startswith("  ") and ms < 0.005) and (facts_cached or not name.startswith("facts: `Facts"))]
 
 
 # -- pass 3: pyinstrument; pass 4: cProfile --------------------------------------------------------
@@ -288,6 +303,25 @@ def what_if_frozen(client, workload: Workload, calls: int) -> dict[str, Any]:
     finally:
         gc.unfreeze()
     return {"full_ms": full, "tracked": tracked, "plain": again}
+
+
+def facts_cache_off(tmp: Path, workload: Workload, calls: int) -> dict[str, Any] | None:
+    """The stage clock with RPL_FACTS_CACHE_SIZE=0: every call gathers the record and extracts its
+    facts, as the first call with a record does. None for code without the facts cache."""
+    from service.config import Settings
+
+    if "facts_cache_size" not in Settings.model_fields:
+        return None
+    app = make_app(tmp, "facts-off", facts_cache_size=0)
+    client = app.test_client()
+    results = {}
+    for hook in HOOKS:
+        path, body = f"/cds-services/rpl-{hook}", workload.body(hook)
+        print(f"profiling {hook} with the facts cache off ...", file=sys.stderr)
+        for _ in range(WARMUP_CALLS):
+            post(client, path, body)
+        results[hook] = {"plain": plain(client, path, body, calls), "stages": stages(client, app, path, body, calls)}
+    return results
 
 
 def without_prefetch(tmp: Path, workload: Workload, calls: int) -> dict[str, Any]:
@@ -353,9 +387,10 @@ def main(argv: list[str] | None = None) -> int:
                 "counts": call_counts(client, path, body, min(args.calls, 50)),
                 "size": len(body),
             }
+        facts_off = facts_cache_off(Path(tmp), workload, args.calls)
         frozen = None if tuned else what_if_frozen(client, workload, args.calls)
         fetched = without_prefetch(Path(tmp), workload, max(args.calls // 2, 10))
-    text = report(today, args.calls, results, frozen, fetched,
+    text = report(today, args.calls, results, facts_off, frozen, fetched,
                   f"- Machine: {machine()}.\n- Code: {code}.\n- Garbage collector: {gc_setting}.")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
@@ -416,7 +451,8 @@ def stage_table(results: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
-def report(today: date, calls: int, results: dict[str, dict[str, Any]], frozen: dict[str, Any] | None,
+def report(today: date, calls: int, results: dict[str, dict[str, Any]], facts_off: dict[str, Any] | None,
+           frozen: dict[str, Any] | None,
            fetched: dict[str, Any], environment: str) -> str:
     lines = [
         f"# Profile of the hook calls, {today.isoformat()}",
@@ -433,7 +469,19 @@ def report(today: date, calls: int, results: dict[str, dict[str, Any]], frozen: 
         "",
         *stage_table(results),
     ]
-    lines += ["", "Indented rows are part of the row above them.", ""]
+    lines += ["", "Indented rows are part of the row above them. The same record comes at every call, so its "
+              "facts come from the facts cache (`RPL_FACTS_CACHE_SIZE`, on by default): the record is gathered "
+              "and extracted only in the warm-up.", ""]
+    if facts_off is not None:
+        lines += [
+            "## With the facts cache off (`RPL_FACTS_CACHE_SIZE=0`)",
+            "",
+            "Every call gathers the record and extracts its facts, as the first call with a record does (the "
+            "validation cache stays on: the resources are not validated again).",
+            "",
+            *stage_table(facts_off),
+            "",
+        ]
     if frozen is not None:
         lines += what_if_section(results, frozen)
     lines += ["## Without prefetch: the app fetches from sekmet-fhir", ""]

@@ -6,8 +6,10 @@
 Starts, all on 127.0.0.1 and stopped again by their own process ids:
 - the service the production way (``rpl-cds serve``: gunicorn gthread, 2 workers x 4 threads),
   with authentication off, a temporary SQLite feedback file and the FHIR server below allowlisted;
-- the same service with its validation cache off (RPL_VALIDATION_CACHE_SIZE=0), so that every call
-  validates every resource it reads, as the first call with a patient's data does ("cold");
+- the same service twice more with its caches off (VARIANTS): without the facts cache
+  (RPL_FACTS_CACHE_SIZE=0), every call reads the record anew, as after a new result arrived; with
+  the validation cache off too, every call validates every resource it reads, as the first call
+  with a patient's data does ("cold");
 - the null service (bench/null_app.py) on the same gunicorn settings, answering {"cards": []};
 - a real FHIR R4 server (sekmet-fhir, via tests/fhir_server.py) holding the heavy patient of
   bench/workloads.py, and a counting proxy in front of it (bench/fhir_proxy.py).
@@ -52,10 +54,33 @@ from workloads import HOOKS, PATIENT_ID, Workload  # noqa: E402
 
 BIN = Path(sys.executable).parent  # the venv's rpl-cds, gunicorn and python
 CONCURRENCY = (1, 8, 32)
-COLD_CONCURRENCY = (1, 8)  # the cache-off service: the cases the targets name
+COLD_CONCURRENCY = (1, 8)  # the cache-off services: the cases the targets name
+
+
+@dataclass(frozen=True)
+class Variant:
+    """The service with some of its caches off, measured next to the same null case."""
+
+    name: str
+    env: dict[str, str]
+    heading: str
+    what: str
+
+
+VARIANTS = (
+    Variant("facts-off", {"RPL_FACTS_CACHE_SIZE": "0"}, "facts cache off (`RPL_FACTS_CACHE_SIZE=0`)",
+            "Every call gathers the record and extracts its facts, as the first call after the record changed "
+            "(a new result arrived, say) does; the resources are not validated again (validation cache on)."),
+    Variant("cold", {"RPL_FACTS_CACHE_SIZE": "0", "RPL_VALIDATION_CACHE_SIZE": "0"},
+            "both caches off (`RPL_FACTS_CACHE_SIZE=0`, `RPL_VALIDATION_CACHE_SIZE=0`)",
+            "Every call reads the record and validates every resource it reads, as the first call with a "
+            "patient's data does."),
+)
 WORKERS, THREADS = 2, 4  # rpl-cds serve's defaults, stated so the null service gets the same
 TRACED_CALLS = 3
 FHIR_READ_TIMING = dict(warmup=0.3, duration=1.5, max_requests=300)
+# The services with caches off are for information (not judged): shorter cases keep the run under 3 minutes.
+VARIANT_TIMING = dict(warmup=0.3, duration=2.0)
 
 # The targets of issue #7 (this 2-core machine).
 P99_LIMIT_MS = 25.0  # with prefetch, at concurrency 8
@@ -132,7 +157,8 @@ class Results:
     sizes: dict[str, int]
     cards: dict[str, list[str]]
     prefetch: dict[tuple[str, int], tuple[dict, dict]] = field(default_factory=dict)  # (service, null)
-    cold: dict[tuple[str, int], tuple[dict, dict]] = field(default_factory=dict)  # cache off (service, null)
+    # Variant name -> (hook, concurrency) -> (service with caches off, null)
+    variants: dict[str, dict[tuple[str, int], tuple[dict, dict]]] = field(default_factory=dict)
     fhir_note: str = ""
     no_prefetch: dict[tuple[str, int], dict] = field(default_factory=dict)
     fetch_cards: dict[str, list[str]] = field(default_factory=dict)
@@ -305,8 +331,11 @@ def measure(workload: Workload, timing: dict[str, Any], tmp: Path, commit: str |
         stack.callback(service.stop)
         null = start_null(tmp)
         stack.callback(null.stop)
-        cold = start_service(tmp, [], code_dir, "rpl-cds-cold", RPL_VALIDATION_CACHE_SIZE="0")
-        stack.callback(cold.stop)
+        variants = {}
+        for variant in VARIANTS:
+            variants[variant.name] = start_service(tmp, [], code_dir, f"rpl-cds-{variant.name}", **variant.env)
+            stack.callback(variants[variant.name].stop)
+            results.variants[variant.name] = {}
 
         # -- with prefetch: the null service and the service in turn, case by case ---------------
         for hook in HOOKS:
@@ -323,9 +352,11 @@ def measure(workload: Workload, timing: dict[str, Any], tmp: Path, commit: str |
                 print(f"p50 {svc['p50_ms']:.1f} ms (null {base['p50_ms']:.1f}), {svc['rps']:.0f} req/s "
                       f"(null {base['rps']:.0f})", end="", file=sys.stderr)
                 if c in COLD_CONCURRENCY:
-                    off = load([cold.url + path], body=body, concurrency=c, server=cold, **timing)
-                    results.cold[hook, c] = (off, base)
-                    print(f"; cache off p50 {off['p50_ms']:.1f} ms, {off['rps']:.0f} req/s", end="", file=sys.stderr)
+                    for name, server in variants.items():
+                        off = load([server.url + path], body=body, concurrency=c, server=server,
+                                   **{**timing, **VARIANT_TIMING})
+                        results.variants[name][hook, c] = (off, base)
+                        print(f"; {name} p50 {off['p50_ms']:.1f} ms, {off['rps']:.0f} req/s", end="", file=sys.stderr)
                 print(file=sys.stderr)
 
         # -- without prefetch: the service fetches from the FHIR server -------------------------
@@ -348,7 +379,7 @@ def measure(workload: Workload, timing: dict[str, Any], tmp: Path, commit: str |
 
         results.memory = {name: [(pid, vm_kib(pid, "VmHWM"), vm_kib(pid, "VmRSS")) for pid in proc.workers()]
                           for name, proc in (("rpl-cds", service), ("null", null))}
-        errors = [line for p in (service, cold) for line in p.log.read_text(errors="replace").splitlines()
+        errors = [line for p in (service, *variants.values()) for line in p.log.read_text(errors="replace").splitlines()
                   if '"level": "ERROR"' in line]
         results.service_errors = len(errors)
         results.error_lines = [line[:600] for line in errors[:3]]
@@ -464,7 +495,8 @@ def environment(timing: dict[str, Any], code: str) -> list[str]:
         "threads, on 127.0.0.1; authentication off (`RPL_AUTH_ENABLED=false`), audit log on (INFO, to a file). "
         "The null service parses with orjson and sets the garbage collector as the service does.",
         f"- Load: bench/loadgen.py in its own process, keep-alive, closed loop; per case {timing['warmup']} s warm-up, "
-        f"then {timing['duration']} s or {timing['max_requests']} requests measured. Percentiles nearest-rank.",
+        f"then {timing['duration']} s or {timing['max_requests']} requests measured. Percentiles nearest-rank. "
+        "Every request carries a new hookInstance, as an EHR's calls do; the rest of the body is the same.",
     ]
 
 
@@ -496,18 +528,20 @@ def report(r: Results) -> tuple[str, bool]:
             f"| {base['p50_ms']:.1f} | {base['p99_ms']:.1f} | {base['rps']:.0f} "
             f"| {ratio(svc['p50_ms'], base['p50_ms']):.1f} | {ratio(svc['rps'], base['rps']):.2f} "
             f"| {svc['placement']} ({base['placement']}) | {svc['errors'] + base['errors']} |")
-    if r.cold:
+    for variant in VARIANTS:
+        if not r.variants.get(variant.name):
+            continue
         lines += [
             "",
-            "### With prefetch, validation cache off (`RPL_VALIDATION_CACHE_SIZE=0`)",
+            f"### With prefetch, {variant.heading}",
             "",
-            "Every call validates every resource it reads, as the first call with a patient's data does. The null "
-            "service is the one measured for the same case above.",
+            f"{variant.what} The null service is the one measured for the same case above; "
+            f"{VARIANT_TIMING['warmup']:g} s warm-up, then {VARIANT_TIMING['duration']:g} s measured.",
             "",
             "| hook | concurrency | p50 ms | p95 ms | p99 ms | req/s | p50 / null | req/s / null | errors |",
             "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
         ]
-        for (hook, c), (off, base) in r.cold.items():
+        for (hook, c), (off, base) in r.variants[variant.name].items():
             lines.append(
                 f"| {hook} | {c} | {off['p50_ms']:.1f} | {off['p95_ms']:.1f} | {off['p99_ms']:.1f} | {off['rps']:.0f} "
                 f"| {ratio(off['p50_ms'], base['p50_ms']):.1f} | {ratio(off['rps'], base['rps']):.2f} "
@@ -570,10 +604,12 @@ def report(r: Results) -> tuple[str, bool]:
     lines += ["", "## Targets", "", "| target | result | measured |", "|---|---|---|"]
     for target, ok, detail in verdicts:
         lines.append(f"| {target} | {'PASS' if ok else 'NOT RUN' if ok is None else '**FAIL**'} | {detail} |")
-    if r.cold:
-        lines += ["", "For information, the same targets with the validation cache off (not part of the verdict: "
-                  "production runs with the cache on):", "", "| target | result | measured |", "|---|---|---|"]
-        for target, ok, detail in prefetch_verdicts(r.cold, ", cache off"):
+    for variant in VARIANTS:
+        if not r.variants.get(variant.name):
+            continue
+        lines += ["", f"For information, the same targets with the {variant.heading} (not part of the verdict: "
+                  "production runs with both caches on):", "", "| target | result | measured |", "|---|---|---|"]
+        for target, ok, detail in prefetch_verdicts(r.variants[variant.name], f", {variant.name}"):
             lines.append(f"| {target} | {'pass' if ok else 'fail'} | {detail} |")
     return "\n".join(lines) + "\n", all(ok for _, ok, _ in verdicts)
 

@@ -83,3 +83,22 @@ def test_a_cookie_set_by_the_server_is_not_sent_back(stub):
     fhir.read("Patient/p1", None)
     assert [headers.get("Cookie") for _, headers in FhirStub.seen] == [None, None]
     assert len(fhir.session.cookies) == 0
+
+
+def test_a_search_url_goes_out_as_requests_prepares_it(stub):
+    """The URL is prepared once per URL (service.fhir_client._prepared_url): still requoted as
+    requests does, so a code list with '|' and a space arrives percent-encoded."""
+    FhirStub.script["/fhir/Observation"] = [(200, {}, {"resourceType": "Bundle", "type": "searchset"})]
+    search = "Observation?patient=p1&code=http://loinc.org|11614-5,http://loinc.org|3016 3"
+    for _ in range(2):  # prepared, then from the memo
+        assert client(stub).search(search, None)["entry"] == []
+    assert [path for path, _ in FhirStub.seen] == [
+        "/fhir/Observation?patient=p1&code=http://loinc.org%7C11614-5,http://loinc.org%7C3016%203"] * 2
+
+
+@pytest.mark.parametrize("token", ["tok\r\nX-Injected: 1", "tok\n"])
+def test_a_token_that_cannot_be_a_header_value_is_a_fhir_error_and_nothing_is_sent(stub, token):
+    FhirStub.script["/fhir/Patient/p1"] = [(200, {}, PATIENT)]
+    with pytest.raises(FhirError, match="InvalidHeader"):
+        client(stub).read("Patient/p1", token)
+    assert FhirStub.seen == []

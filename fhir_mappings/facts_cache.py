@@ -31,10 +31,15 @@ from .resources import ResourceParser
 from .settings import ExtractionSettings
 from .valuesets import ValueSetIndex
 
+# The keys are the records' JSON: bounded in bytes too, so that records near the body limit
+# (RPL_MAX_BODY_BYTES, 5 MB) cannot make a worker hold hundreds of MB. 64 records of 160 kB
+# (the benchmark's heavy patient) take 10 MB.
+MAX_KEY_BYTES = 32 * 1024 * 1024
+
 
 class FactsCache:
     """gather + extract for one runtime, remembering the facts of the last max_entries records
-    (RPL_FACTS_CACHE_SIZE; 0 remembers none)."""
+    (RPL_FACTS_CACHE_SIZE; 0 remembers none) whose keys take at most max_key_bytes."""
 
     def __init__(
         self,
@@ -42,11 +47,12 @@ class FactsCache:
         valuesets: ValueSetIndex,
         settings: ExtractionSettings,
         parser: ResourceParser,
+        max_key_bytes: int = MAX_KEY_BYTES,
     ):
         self.valuesets = valuesets
         self.settings = settings
         self.parser = parser
-        self._entries = BoundedLru(max_entries)
+        self._entries = BoundedLru(max_entries, max_key_bytes)
 
     def facts(
         self,
@@ -63,7 +69,7 @@ class FactsCache:
         if known is None:
             known = self._extract(patient_id, values, today, drafts)
             if key is not None:
-                self._entries.put(key, known)
+                self._entries.put(key, known, weight=key_bytes(key))
         return with_drafts(known, drafts.orders, drafts.selections, self.valuesets, self.parser)
 
     def _extract(self, patient_id: str, values: Sequence[Any], today: date, drafts: DraftOrders) -> RecordFacts:
@@ -72,6 +78,10 @@ class FactsCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def key_bytes(key: tuple) -> int:
+    return sum(len(part[1]) for part in key if type(part) is tuple)
 
 
 def record_key(patient_id: str, today: date, values: Sequence[Any], drafts: DraftOrders) -> tuple | None:

@@ -13,11 +13,14 @@ from typing import Any
 
 
 class BoundedLru:
-    """At most max_entries values; the least recently used goes first. max_entries=0 keeps nothing."""
+    """At most max_entries values, and at most max_weight of weight (given with each value)
+    when set; the least recently used go first. max_entries=0 keeps nothing."""
 
-    def __init__(self, max_entries: int):
+    def __init__(self, max_entries: int, max_weight: int | None = None):
         self.max_entries = max_entries
-        self._entries: OrderedDict[Hashable, Any] = OrderedDict()
+        self.max_weight = max_weight
+        self._entries: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
+        self._weight = 0
         self._lock = threading.Lock()
 
     def get(self, key: Hashable) -> Any:
@@ -26,16 +29,25 @@ class BoundedLru:
             found = self._entries.get(key)
             if found is not None:
                 self._entries.move_to_end(key)
-        return found
+        return found[0] if found is not None else None
 
-    def put(self, key: Hashable, value: Any) -> None:
-        if not self.max_entries:
+    def put(self, key: Hashable, value: Any, weight: int = 0) -> None:
+        if not self.max_entries or (self.max_weight is not None and weight > self.max_weight):
             return
         with self._lock:
-            self._entries[key] = value
-            self._entries.move_to_end(key)
-            if len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._weight -= old[1]
+            self._entries[key] = (value, weight)
+            self._weight += weight
+            while len(self._entries) > self.max_entries or (
+                    self.max_weight is not None and self._weight > self.max_weight):
+                _, (_, dropped) = self._entries.popitem(last=False)
+                self._weight -= dropped
+
+    @property
+    def weight(self) -> int:
+        return self._weight
 
     def __len__(self) -> int:
         return len(self._entries)

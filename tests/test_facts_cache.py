@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from fhir_mappings.extract import ExtractionSettings, extract
-from fhir_mappings.facts_cache import FactsCache, record_key
+from fhir_mappings.facts_cache import FactsCache, key_bytes, record_key
 from fhir_mappings.record import gather, gather_drafts
 from fhir_mappings.resources import ResourceParser
 from fhir_mappings.valuesets import ATC, RXNORM, ValueSetIndex
@@ -243,3 +243,16 @@ def test_the_cache_size_comes_from_the_environment(tmp_path, monkeypatch):
     app = create_app(load_settings())
     assert app.extensions["rpl"].facts._entries.max_entries == 0
     app.extensions["rpl"].close()
+
+
+def test_the_cache_holds_at_most_its_bytes_of_keys_and_never_a_record_larger_than_that(valuesets):
+    """Records near the body limit must not make a worker hold hundreds of MB."""
+    records = {pid: prefetch(losses(3, pid=pid), tsh(2.0, pid=pid), pid=pid) for pid in ("a", "b", "c")}
+    sizes = {pid: key_bytes(record_key(pid, TODAY, values_of(r), gather_drafts(pid, None))) for pid, r in records.items()}
+    budget = sizes["b"] + sizes["c"]
+    cache = FactsCache(10, valuesets, ExtractionSettings(), ResourceParser(100), max_key_bytes=budget)
+    for pid in ("a", "b", "c"):
+        cache.facts(pid, values_of(records[pid]), TODAY)
+    assert len(cache) == 2 and cache._entries.weight == budget  # "a" went first
+    tiny = FactsCache(10, valuesets, ExtractionSettings(), ResourceParser(100), max_key_bytes=min(sizes.values()) // 2)
+    assert tiny.facts("a", values_of(records["a"]), TODAY).tsh.value == 2.0 and len(tiny) == 0

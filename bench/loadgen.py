@@ -17,6 +17,12 @@ A body with a hookInstance is sent with a new one (a uuid of the same length) ev
 time, as an EHR does: one id per hook call (CDS Hooks 2.0). The service must not
 be measured on a request it could take for one it has seen.
 
+With two --url and --alternate SECONDS, the load goes to one URL at a time, in turns
+of that length (after a warm-up of each): both servers are measured in the same
+seconds, so a machine whose speed drifts from one second to the next (a shared VM)
+shifts both alike, and their ratio holds. A request counts for the turn it was started
+in. Prints {"alternate": [result of the first URL, result of the second]}.
+
 Prints one JSON object: count, errors, status counts, p50/p95/p99/mean latency in
 ms and requests per second over the measured window.
 """
@@ -173,6 +179,78 @@ async def run(args: argparse.Namespace) -> dict:
     return result
 
 
+async def run_alternating(args: argparse.Namespace) -> dict:
+    """Closed-loop load on two URLs in turns: (warm-up A, warm-up B), then (A, B) turns of
+    --alternate seconds until each had --duration seconds measured."""
+    body = open(args.body, "rb").read() if args.body else None
+    found = HOOK_INSTANCE.search(body) if body else None
+    instance = found.group(1) if found else None
+    requests = [prepare(url, body, args.header) for url in args.url]
+    loop = asyncio.get_running_loop()
+    turns = max(1, round(args.duration / args.alternate))
+    start = loop.time()
+    phases: list[tuple[float, float, int, bool]] = []  # (from, to, which URL, measured)
+    at = start
+    for which, length, measured in [(0, args.warmup, False), (1, args.warmup, False),
+                                    *[(i % 2, args.alternate, True) for i in range(2 * turns)]]:
+        phases.append((at, at + length, which, measured))
+        at += length
+    end = at
+    latencies: list[list[float]] = [[], []]
+    completed = [0, 0]
+    errors = [0, 0]
+    statuses: list[dict[str, int]] = [{}, {}]
+
+    def phase_at(t: float) -> tuple[int, bool]:
+        for begin, finish, which, measured in phases:
+            if begin <= t < finish:
+                return which, measured
+        return phases[-1][2], phases[-1][3]
+
+    async def worker() -> None:
+        conns = [Connection(host, port) for host, port, _ in requests]
+        while (t0 := loop.time()) < end:
+            which, measured = phase_at(t0)
+            payload = requests[which][2]
+            if instance is not None:
+                payload = payload.replace(instance, str(uuid.uuid4()).encode(), 1)
+            try:
+                t_start = time.perf_counter()
+                status = await asyncio.wait_for(conns[which].request(payload), REQUEST_TIMEOUT)
+                elapsed = time.perf_counter() - t_start
+                statuses[which][str(status)] = statuses[which].get(str(status), 0) + 1
+                if status >= 400:
+                    raise RuntimeError(f"HTTP {status}")
+            except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, RuntimeError, ValueError):
+                conns[which].close()
+                errors[which] += measured
+                continue
+            if measured:
+                latencies[which].append(elapsed * 1000)
+                completed[which] += 1
+        for conn in conns:
+            conn.close()
+
+    await asyncio.gather(*(worker() for _ in range(args.concurrency)))
+    window = turns * args.alternate  # measured seconds per URL
+    results = []
+    for which in (0, 1):
+        values = sorted(latencies[which])
+        results.append({
+            "count": len(values),
+            "errors": errors[which],
+            "statuses": statuses[which],
+            "concurrency": args.concurrency,
+            "window_s": round(window, 3),
+            "rps": round(completed[which] / window, 1),
+            "p50_ms": round(percentile(values, 50), 2),
+            "p95_ms": round(percentile(values, 95), 2),
+            "p99_ms": round(percentile(values, 99), 2),
+            "mean_ms": round(sum(values) / len(values), 2) if values else math.nan,
+        })
+    return {"alternate": results}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", action="append", required=True, help="http://127.0.0.1:PORT/path (repeatable)")
@@ -183,11 +261,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=0.5, help="seconds sent but not measured")
     parser.add_argument("--duration", type=float, default=3.0, help="seconds measured at most")
     parser.add_argument("--max-requests", type=int, default=5000, help="answers measured at most")
+    parser.add_argument("--alternate", type=float, metavar="SECONDS",
+                        help="two --url measured in turns of this length (--duration each); not with --parallel")
     args = parser.parse_args(argv)
+    if args.alternate is not None and (len(args.url) != 2 or args.parallel or args.alternate <= 0):
+        parser.error("--alternate takes two --url, a positive number of seconds, and no --parallel")
     for url in args.url:
         if urlsplit(url).hostname != "127.0.0.1":
             parser.error("load is only sent to 127.0.0.1")
-    print(json.dumps(asyncio.run(run(args))))
+    print(json.dumps(asyncio.run(run_alternating(args) if args.alternate is not None else run(args))))
     return 0
 
 

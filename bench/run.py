@@ -15,8 +15,10 @@ Starts, all on 127.0.0.1 and stopped again by their own process ids:
   bench/workloads.py, and a counting proxy in front of it (bench/fhir_proxy.py).
 
 Load comes from a separate process (bench/loadgen.py) at concurrency 1, 8 and 32, each case
-warmed up and then measured for a bounded time. The service and the null service are measured
-case by case in turn, so the ratios between them hold on a noisy machine. Without prefetch the
+warmed up and then measured for a bounded time. With prefetch, the null service and the service
+share each case: one load process sends to them in turns of a second (bench/loadgen.py
+--alternate), so a machine whose speed drifts from second to second shifts both alike and the
+ratios between them hold. Without prefetch the
 service fetches from the FHIR server; the same client measures the FHIR server's own reads.
 
 Prints a Markdown report with PASS/FAIL per target and writes it to bench/results/<date>.md.
@@ -79,6 +81,7 @@ VARIANTS = (
 WORKERS, THREADS = 2, 4  # rpl-cds serve's defaults, stated so the null service gets the same
 TRACED_CALLS = 3
 FHIR_READ_TIMING = dict(warmup=0.3, duration=1.5, max_requests=300)
+ALTERNATE_S = 1.0  # with prefetch, the null service and the service take turns of this many seconds
 # The services with caches off are for information (not judged): shorter cases keep the run under 3 minutes.
 VARIANT_TIMING = dict(warmup=0.3, duration=2.0)
 
@@ -264,6 +267,25 @@ def load(urls: list[str], *, body: Path | None = None, concurrency: int = 1, par
     return {**json.loads(out), "placement": placement}
 
 
+def load_in_turns(null: Process, service: Process, path: str, *, body: Path, concurrency: int,
+                  warmup: float, duration: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The null service and the service in turns of ALTERNATE_S seconds, in one loadgen process
+    (bench/loadgen.py --alternate), duration seconds each: (service, null), with placements."""
+    command = [sys.executable, str(BENCH / "loadgen.py"), "--concurrency", str(concurrency),
+               "--warmup", str(warmup), "--duration", str(duration), "--alternate", str(ALTERNATE_S),
+               "--url", null.url + path, "--url", service.url + path, "--body", str(body)]
+    popen = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2 * warmup + ALTERNATE_S / 2)  # in the first measured turn (the null service's)
+    placements = [null.connections()]
+    time.sleep(ALTERNATE_S)
+    placements.append(service.connections())
+    out, err = popen.communicate(timeout=2 * warmup + 2 * duration + 60)
+    if popen.returncode != 0:
+        raise RuntimeError(f"loadgen failed: {err[-2000:]}")
+    base, svc = json.loads(out)["alternate"]
+    return {**svc, "placement": placements[1]}, {**base, "placement": placements[0]}
+
+
 def cards_of(answer: requests.Response) -> list[str]:
     if answer.status_code != 200:
         return [f"HTTP {answer.status_code}"]
@@ -346,8 +368,8 @@ def measure(workload: Workload, timing: dict[str, Any], tmp: Path, commit: str |
                 raise RuntimeError(f"{hook}: {results.cards[hook][0]}; see {service.log}")
             for c in CONCURRENCY:
                 print(f"prefetch    {hook:<13} c={c:<3}", end=" ", file=sys.stderr, flush=True)
-                base = load([null.url + path], body=body, concurrency=c, server=null, **timing)
-                svc = load([service.url + path], body=body, concurrency=c, server=service, **timing)
+                svc, base = load_in_turns(null, service, path, body=body, concurrency=c,
+                                          warmup=timing["warmup"], duration=timing["duration"])
                 results.prefetch[hook, c] = (svc, base)
                 print(f"p50 {svc['p50_ms']:.1f} ms (null {base['p50_ms']:.1f}), {svc['rps']:.0f} req/s "
                       f"(null {base['rps']:.0f})", end="", file=sys.stderr)
@@ -495,7 +517,8 @@ def environment(timing: dict[str, Any], code: str) -> list[str]:
         "threads, on 127.0.0.1; authentication off (`RPL_AUTH_ENABLED=false`), audit log on (INFO, to a file). "
         "The null service parses with orjson and sets the garbage collector as the service does.",
         f"- Load: bench/loadgen.py in its own process, keep-alive, closed loop; per case {timing['warmup']} s warm-up, "
-        f"then {timing['duration']} s or {timing['max_requests']} requests measured. Percentiles nearest-rank. "
+        f"then {timing['duration']} s measured (at most {timing['max_requests']} requests where the service runs alone). "
+        "Percentiles nearest-rank. "
         "Every request carries a new hookInstance, as an EHR's calls do; the rest of the body is the same.",
     ]
 
@@ -507,7 +530,8 @@ def report(r: Results) -> tuple[str, bool]:
         f"# Hook latency and throughput, {r.run_date.isoformat()}",
         "",
         "`.venv/bin/python bench/run.py` (issue #7). The null service is the same stack answering "
-        '`{"cards": []}`; ratios compare the service with it, measured case by case in turn.',
+        '`{"cards": []}`; ratios compare the service with it, measured in the same case by one load process '
+        f"sending to them in turns of {ALTERNATE_S:g} s ({r.timing['duration']:g} s measured each).",
         "",
         *environment(r.timing, r.code),
         f"- Workload (bench/workloads.py): one patient with {r.counts['Observation']} Observations (routine labs no "

@@ -236,13 +236,16 @@ def test_the_service_reads_a_record_sent_again_from_its_cache_with_new_drafts(tm
     app.extensions["rpl"].close()
 
 
-def test_the_cache_size_comes_from_the_environment(tmp_path, monkeypatch):
+def test_both_cache_sizes_come_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("RPL_FACTS_CACHE_SIZE", "0")
+    monkeypatch.setenv("RPL_VALIDATION_CACHE_SIZE", "7")
     monkeypatch.setenv("RPL_DATABASE_URL", f"sqlite:///{tmp_path / 'f.sqlite3'}")
     monkeypatch.setenv("RPL_AUTH_ENABLED", "false")
     app = create_app(load_settings())
-    assert app.extensions["rpl"].facts._entries.max_entries == 0
-    app.extensions["rpl"].close()
+    runtime = app.extensions["rpl"]
+    assert runtime.facts._entries.max_entries == 0 and runtime.parser.max_entries == 7
+    assert runtime.facts.parser is runtime.parser  # the facts cache validates with the same cache
+    runtime.close()
 
 
 def test_the_cache_holds_at_most_its_bytes_of_keys_and_never_a_record_larger_than_that(valuesets):

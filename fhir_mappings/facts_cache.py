@@ -11,8 +11,9 @@ evaluation date, and the exact JSON of what gather reads of each prefetch value
 (a Bundle's entries, or the resource itself), in order, with the Medications of
 the draftOrders Bundle (an order on record may reference one). The same key is
 the same input, so a hit gives what extract() would; the value sets, settings
-and validation of one runtime never change. Nothing else is shared: the facts
-are frozen and hold no FHIR resource of the request.
+and validation of one runtime never change. What is shared between calls is
+read only: the facts are frozen, and of the request's resources only the
+record's Medications are kept (for draft orders that reference one).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from datetime import date
 from typing import Any
 
 from .conditions import condition_facts, loss_count
-from .facts import ConditionFact, OrderFact, PatientFacts
+from .facts import ConditionFact, PatientFacts
 from .fhir_values import Validate, as_date, raw_reference, raw_str
 from .labs import (
     APL_TESTS, LAB_TESTS, LATEST_ONLY, antibody_history, lab_results, latest, newest_usable, smoking,

@@ -41,7 +41,6 @@ def create_app(
     app.json.sort_keys = False  # keep the field order of the models
     valuesets = ValueSetIndex.load(settings.extra_valuesets_dir)
     json_limits = JsonLimits.of(settings)
-    parser = ResourceParser(settings.validation_cache_size, json_limits)
     extraction = ExtractionSettings(antibody_cutoff=settings.antibody_cutoff, loss_week_limit=settings.loss_week_limit)
     app.extensions["rpl"] = Runtime(
         settings=settings,
@@ -63,8 +62,8 @@ def create_app(
         translations=load_translations(),
         today=today,
         new_uuid=new_uuid,
-        parser=parser,
-        facts=FactsCache(settings.facts_cache_size, valuesets, extraction, parser),
+        facts=FactsCache(settings.facts_cache_size, valuesets, extraction,
+                         ResourceParser(settings.validation_cache_size, json_limits)),
         json_limits=json_limits,
     )
     CORS(

@@ -10,7 +10,6 @@ from babel.support import NullTranslations
 
 from fhir_mappings.facts_cache import FactsCache
 from fhir_mappings.json_limits import JsonLimits
-from fhir_mappings.resources import ResourceParser
 from fhir_mappings.valuesets import ValueSetIndex
 
 from .config import Settings
@@ -30,7 +29,6 @@ class Runtime:
     translations: dict[str, NullTranslations]
     today: Callable[[], date]
     new_uuid: Callable[[], str]
-    parser: ResourceParser  # validation of the resources read, shared by facts
     facts: FactsCache  # gather + extract, remembering the facts of records seen before
     json_limits: JsonLimits
 

@@ -121,7 +121,7 @@ def test_threads_sharing_a_cache_get_the_same_models():
 def test_the_service_validates_a_resource_sent_again_from_its_cache(tmp_path):
     # The facts cache off: with it, the record sent again is not even read (test_facts_cache.py).
     app = create_app(make_settings(tmp_path, facts_cache_size=0))
-    parser = app.extensions["rpl"].parser
+    parser = app.extensions["rpl"].facts.parser
     assert parser.max_entries == 2000  # the default of RPL_VALIDATION_CACHE_SIZE
     client = app.test_client()
     body = hook_request("patient-view", losses(3), tsh(6.2))

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
-from .conditions import condition_facts, loss_count
+from .conditions import condition_facts, last_loss, loss_count
 from .facts import ConditionFact, PatientFacts
 from .fhir_values import Validate, as_date, raw_reference, raw_str
 from .labs import (
@@ -188,6 +188,8 @@ def extract_record(
         findings=findings,
         smoking_current=smoking(observations, valuesets),
         bmi=latest(labs, "bmi"),
+        gender=raw_str(record.patient, "gender") if record.patient else None,
+        last_loss=last_loss(conditions_t, today),
     )
     return RecordFacts(facts, record.medications, cited)
 

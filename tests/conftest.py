@@ -20,6 +20,12 @@ SCHEMAS = Path(__file__).parent.parent / "service" / "schemas"
 FHIR_BASE = "https://fhir.example.org/r4"
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "version2(change): the catalogue version 2 change a test is about (listed in docs/coverage.md)"
+    )
+
+
 def schema_validator(name: str) -> Draft202012Validator:
     return Draft202012Validator(json.loads((SCHEMAS / f"{name}.schema.json").read_text()))
 

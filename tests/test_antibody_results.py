@@ -13,6 +13,8 @@ from fhir_mappings.valuesets import SNOMED, ValueSetIndex
 from tests.builders import RXNORM, PID, bundle, hook_request, losses, medication_request, observation, patient, tsh
 from tests.conftest import TODAY
 
+pytestmark = pytest.mark.version2("Antibody results")
+
 ACL_IGG = "3181-5"
 TPO = "8099-4"
 V3 = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"

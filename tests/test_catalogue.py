@@ -24,7 +24,7 @@ def catalogue_ids() -> set[str]:
 
 def request_for(s: Scenario) -> dict:
     body = hook_request(s.hook, drafts=s.drafts, selections=s.selections,
-                        data=prefetch(*s.resources, birth=s.birth))
+                        data=prefetch(*s.resources, birth=s.birth, gender=s.gender))
     return body
 
 
@@ -36,6 +36,8 @@ def test_scenario(cds, scenario):
     if not scenario.fires:
         return
     card = cards[topic]
+    if "summary" in scenario.extra:
+        assert scenario.extra["summary"] in card["summary"]
     if topic != scenario.rec_id:  # a row carried by another card says so in the detail
         assert scenario.rec_id in card["detail"]
     drafts = {f"{d['resourceType']}/{d['id']}" for d in scenario.drafts}
@@ -49,7 +51,9 @@ def test_scenario(cds, scenario):
                 assert action["type"] == "delete" and action["resourceId"] in drafts
     if card["indicator"] in ("warning", "critical"):
         assert card["overrideReasons"] and all(r["display"] for r in card["overrideReasons"])
-        named = [d for d in drafts if d in card["detail"]]
+        active = {f"{r['resourceType']}/{r['id']}" for r in scenario.resources
+                  if r["resourceType"] in ("MedicationRequest", "ServiceRequest") and r.get("status") == "active"}
+        named = [d for d in drafts | active if d in card["detail"]]
         assert named, "a warning names the order it is about"
 
 

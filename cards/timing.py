@@ -19,6 +19,10 @@ Timing (definition): the counselling rows (C, E1 with D1, E5.6, E8.5, S1, S3)
   E8.6c, and the work-up suggestions (D3.2, D5.1a, D5.1c, D6; 'D' when they share
   one card). Reading: the order hooks still judge the orders being signed that
   day, since those cards are about the clinician's own order.
+Unknown medications (issue 14, item 8): when an order on record or a draft
+  references a Medication nobody could read, what the patient takes is not
+  known; the cards that suggest starting a treatment (E3.2, E5.1a/b, E5.6,
+  E8.5/S3 counselling, E8.6b) do not come, since she may already take it.
   The pregnancy parts of Timing (no preconception card in a pregnancy; S2 before
   the first scan) are in the rules themselves (supplements, supportive_care,
   e1_prognosis), since they change a card's wording, not only whether it shows.
@@ -38,6 +42,7 @@ COUNSELLING_IDS = frozenset({"C", "E1", "D1", "E5.6", "E8.5", "S1", "S3"})
 COUNSELLING_WINDOW = timedelta(days=365)  # "within 12 months of the last recorded loss"
 ACUTE_LOSS_IDS = frozenset({"S4", "E8.6c", "D", "D3.2", "D5.1a", "D5.1c", "D6"})
 ACUTE_LOSS_CONCEPTS = ("missed-miscarriage", "ectopic-pregnancy")
+STARTS_TREATMENT_IDS = frozenset({"E3.2", "E5.1a", "E5.1b", "E5.6", "E8.5", "S3", "E8.6b"})
 
 
 def within_counselling_window(facts: PatientFacts) -> bool:
@@ -59,6 +64,8 @@ def in_place(draft: CardDraft, facts: PatientFacts, ctx: RuleContext) -> bool:
     if facts.male_chart:
         return draft.rec_id in MALE_CHART_IDS
     if ctx.hook is Hook.PATIENT_VIEW and draft.rec_id not in ACUTE_LOSS_IDS and acute_loss_today(facts) is not None:
+        return False
+    if draft.indicator is Indicator.INFO and draft.rec_id in STARTS_TREATMENT_IDS and facts.unresolved_medications:
         return False
     if draft.rec_id in COUNSELLING_IDS and draft.indicator is Indicator.INFO:
         return within_counselling_window(facts)

@@ -27,7 +27,7 @@ from .fhir_values import Validate, as_date, raw_reference, raw_str
 from .labs import (
     APL_TESTS, LAB_TESTS, LATEST_ONLY, antibody_history, lab_results, latest, newest_usable, smoking,
 )
-from .orders import OrderLookup, order_fact, order_on_record
+from .orders import ORDER_STATUS_ON_RECORD, STATEMENT_STATUS_ACTIVE, OrderLookup, order_fact, order_on_record, unresolved_medication
 from .pregnancy import PREGNANCY_OBSERVATIONS, findings_of, pregnancy_facts
 from .record import PatientRecord
 from .resources import UNCACHED, ResourceParser
@@ -69,6 +69,12 @@ DONE_STATUS = {
 }
 
 VALID_OBSERVATION_STATUS = frozenset({"final", "amended", "corrected", "preliminary"})
+# The orders on record whose medication must be known (order_on_record, by type).
+_ON_RECORD_STATUS = {
+    "MedicationRequest": ORDER_STATUS_ON_RECORD,
+    "MedicationStatement": STATEMENT_STATUS_ACTIVE,
+    "ServiceRequest": frozenset(),
+}
 
 
 @dataclass(frozen=True)
@@ -103,12 +109,17 @@ def with_drafts(
 ) -> PatientFacts:
     """The facts of a record with this call's draft orders (context.draftOrders)."""
     lookup = OrderLookup(known.medications, known.cited, selections)
+    drafts = tuple(drafts)
     orders = tuple(
         order
         for raw in drafts
         if (order := order_fact(raw, lookup, valuesets, parser.validated, draft=True)) is not None
     )
-    return replace(known.facts, draft_orders=orders) if orders else known.facts
+    unknown = tuple(ref for raw in drafts if (ref := unresolved_medication(raw, known.medications)) is not None)
+    if not orders and not unknown:
+        return known.facts
+    return replace(known.facts, draft_orders=orders,
+                   unresolved_medications=(*known.facts.unresolved_medications, *unknown))
 
 
 def extract_record(
@@ -164,6 +175,12 @@ def extract_record(
         if (order := order_fact(raw, lookup, valuesets, validated, draft=False)) is not None
         and order_on_record(raw, order)
     ]
+    unresolved = tuple(
+        ref
+        for raw in order_raws
+        if raw_str(raw, "status") in _ON_RECORD_STATUS[raw.get("resourceType")]
+        and (ref := unresolved_medication(raw, record.medications)) is not None
+    )
 
     for test, raws in latest_only.items():
         observations.extend(newest_usable(test, raws, today, settings, validated))
@@ -190,6 +207,7 @@ def extract_record(
         bmi=latest(labs, "bmi"),
         gender=raw_str(record.patient, "gender") if record.patient else None,
         last_loss=last_loss(conditions_t, today),
+        unresolved_medications=unresolved,
     )
     return RecordFacts(facts, record.medications, cited)
 

@@ -22,6 +22,7 @@ from cards.rules import evaluate
 from . import auth
 from .errors import ApiError
 from .feedback import FeedbackUnavailable
+from .medications import referenced_medications
 from .prefetch import PrefetchUnavailable, resolve
 from .protocol import (
     CONTEXTS,
@@ -109,16 +110,25 @@ def call_service(service_id: str):
     except PrefetchUnavailable as exc:
         raise ApiError(412, str(exc)) from None
 
+    draft_orders = getattr(context, "draftOrders", None)
+    values = list(data.values())
+    # Medications the orders reference but neither prefetch nor draftOrders carried (service/medications.py).
+    medications = referenced_medications(context.patientId, data, draft_orders, hook_request.fhirServer, token,
+                                         rt.fhir_clients, rt.executor)
+    if medications is not None:
+        values.append(medications)
     try:
         facts = rt.facts.facts(
             context.patientId,
-            list(data.values()),
+            values,
             rt.today(),
-            draft_orders=getattr(context, "draftOrders", None),
+            draft_orders=draft_orders,
             selections=getattr(context, "selections", ()),
         )
     except InputLimitError as exc:  # in a resource a rule reads (see ResourceParser)
         raise ApiError(400, str(exc)) from None
+    if facts.unresolved_medications:  # orders whose medication is unknown (said in the audit line)
+        g.audit["unresolvedMedications"] = len(facts.unresolved_medications)
     drafts = evaluate(facts, RuleContext(hook=service.hook, orders=OrderBuilder(rt.valuesets, context.patientId)))
     translate = Translator(rt.translations[_language(rt)])
     cards = [render_card(d, translate, rt.new_uuid) for d in drafts]

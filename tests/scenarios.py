@@ -307,6 +307,13 @@ VERSION_2_SCENARIOS = [
     S("E8.5", "silent-on-the-day-of-an-ectopic-pregnancy", "patient-view", (*RPL, ECTOPIC_TODAY), **TIMING),
     S("E8.6c", "fires-on-the-day-of-an-ectopic-pregnancy", "order-sign", (*RPL, ECTOPIC_TODAY), (order_of("progesterone"),),
       **TIMING),
+    S("E8.6c", "fires-for-active-progesterone-on-the-day-of-an-ectopic-pregnancy", "patient-view",
+      (*RPL, ECTOPIC_TODAY, order_of("progesterone", rid="prog-active", status="active")), **TIMING),
+    S("E8.4", "silent-on-patient-view-on-the-day-of-a-missed-miscarriage", "patient-view",
+      (*RPL, MISSED_TODAY, order_of("heparins", rid="lmwh-active", status="active")), **TIMING),
+    S("E8.4", "fires-on-patient-view-the-day-after-a-missed-miscarriage", "patient-view",
+      (*RPL, condition(SNOMED, "16607004", onset=day(-1)), order_of("heparins", rid="lmwh-active", status="active")),
+      **TIMING),
     S("E8.4", "fires-on-order-sign-on-the-day-of-a-missed-miscarriage", "order-sign", (*RPL, MISSED_TODAY),
       (order_of("heparins"),), **TIMING),
 ]

@@ -212,6 +212,7 @@ def test_call_without_the_jwt_is_refused_with_a_hint(fhir_servers, cds_service):
 # -- medications by reference (issue 14, item 8), on the real server ------------------------
 MEDREF = "rpl-medref-known"  # RPL, progesterone active as a MedicationRequest -> Medication
 MEDREF_MISSING = "rpl-medref-missing"  # RPL, an active order whose Medication the server does not have
+MEDREF_CONTAINED = "rpl-medref-contained"  # RPL, progesterone as a Medication contained in the order
 PROGESTERONE = {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "8727", "display": "progesterone"}
 
 
@@ -234,6 +235,14 @@ def _medref_records(server: fhir_server.FhirServer) -> None:
         _put(server, {"resourceType": "MedicationRequest", "id": f"{pid}-rx", "status": "active", "intent": "order",
                       "subject": subject, "medicationReference": {"reference": f"Medication/{medication}"}})
     _put(server, {"resourceType": "Medication", "id": f"{MEDREF}-progesterone", "code": {"coding": [PROGESTERONE]}})
+    subject = {"reference": f"Patient/{MEDREF_CONTAINED}"}
+    _put(server, {"resourceType": "Patient", "id": MEDREF_CONTAINED, "gender": "female", "birthDate": "1990-05-01"})
+    _put(server, {"resourceType": "Observation", "id": f"{MEDREF_CONTAINED}-losses", "status": "final", "subject": subject,
+                  "code": {"coding": [{"system": "http://loinc.org", "code": "11614-5"}]}, "effectiveDateTime": "2026-01-10",
+                  "valueQuantity": {"value": 2, "unit": "{#}", "system": "http://unitsofmeasure.org", "code": "{#}"}})
+    _put(server, {"resourceType": "MedicationRequest", "id": f"{MEDREF_CONTAINED}-rx", "status": "active", "intent": "order",
+                  "subject": subject, "contained": [{"resourceType": "Medication", "id": "m", "code": {"coding": [PROGESTERONE]}}],
+                  "medicationReference": {"reference": "#m"}})
 
 
 @pytest.fixture(scope="session")
@@ -269,6 +278,9 @@ def test_medication_by_reference_with_prefetch_and_fetch(medref_servers, cds_ser
     topics = _topics(missing.response)
     assert "E8.6a" not in topics and not {"E8.5", "E5.6"} & topics  # unknown order: nothing started
     assert {"D3.2", "D5.1a"} <= topics
+    contained = call_hook(session, cds_service, "patient-view", MEDREF_CONTAINED, server.base_url, token=server.token,
+                          use_prefetch=use_prefetch, signer=signer)
+    assert contained.status == 200 and "E8.6a" in _topics(contained.response)
 
 
 @pytest.mark.version2("Medications by reference")

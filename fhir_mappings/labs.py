@@ -242,7 +242,8 @@ def newest_usable(
         kept.append((frozenset({test}), model))
         result = _lab_result(test, model, settings)
         # An antibody result decided by the lab's interpretation alone (">100", flagged H) counts too.
-        if found is None and (result.usable or (result.unit_known and result.interpretation is not None)):
+        decided = test in ANTIBODY_TESTS and result.unit_known and result.interpretation is not None
+        if found is None and (result.usable or decided):
             found = when
     return kept
 

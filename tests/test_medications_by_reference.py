@@ -182,6 +182,26 @@ def test_an_unknown_medication_of_a_draft_is_said_too(client, caplog):
     assert [r for r in caplog.records if r.name == "rpl_cds.audit"][-1].audit["unresolvedMedications"] == 1
 
 
+LEVOTHYROXINE = {"resourceType": "Medication", "id": "med-levo",
+                 "code": {"coding": [{"system": RXNORM, "code": "966222",
+                                      "display": "levothyroxine sodium 0.075 MG Oral Tablet"}]}}
+
+
+@responses.activate
+@pytest.mark.parametrize("medication,fires", [(LEVOTHYROXINE, False), (None, False), (FOLIC_ACID, True)],
+                         ids=["levothyroxine", "unknown", "folic-acid"])
+def test_e5_1a_never_tells_a_woman_on_levothyroxine_by_reference_to_start_it(client, medication, fires):
+    """The case of the review: levothyroxine as medicationReference was invisible, and E5.1a suggested it."""
+    from tests.builders import ft4, tsh
+
+    rid = medication["id"] if medication else "med-levo"
+    read_medication(responses, medication, rid=rid, status=200 if medication else 404)
+    data = prefetch(losses(2), tsh(12.0), ft4(8.0, low=12, high=22),
+                    by_reference("MedicationStatement", reference=f"Medication/{rid}"))
+    topics, _ = call(client, "patient-view", data)
+    assert ("E5.1a" in topics) is fires
+
+
 # -- the facts cache: what was read is part of the key -----------------------------------------
 @responses.activate
 def test_the_facts_of_a_record_are_not_reused_once_its_medication_can_be_read(client):

@@ -1,4 +1,4 @@
-"""Whose chart and when: which cards are in place at all (catalogue version 2).
+"""Whose chart, when, and what is known: which cards are in place at all (catalogue version 2).
 
 Applied to every card a rule returns (cards.rules.evaluate), so that the rules
 themselves stay about their recommendation.
@@ -19,13 +19,13 @@ Timing (definition): the counselling rows (C, E1 with D1, E5.6, E8.5, S1, S3)
   E8.6c, and the work-up suggestions (D3.2, D5.1a, D5.1c, D6; 'D' when they share
   one card). Reading: the order hooks still judge the orders being signed that
   day, since those cards are about the clinician's own order.
+  The pregnancy parts of Timing (no preconception card in a pregnancy; S2 before
+  the first scan) are in the rules themselves (supplements, supportive_care,
+  e1_prognosis), since they change a card's wording, not only whether it shows.
 Unknown medications (issue 14, item 8): when an order on record or a draft
   references a Medication nobody could read, what the patient takes is not
   known; the cards that suggest starting a treatment (E3.2, E5.1a/b, E5.6,
   E8.5/S3 counselling, E8.6b) do not come, since she may already take it.
-  The pregnancy parts of Timing (no preconception card in a pregnancy; S2 before
-  the first scan) are in the rules themselves (supplements, supportive_care,
-  e1_prognosis), since they change a card's wording, not only whether it shows.
 """
 
 from __future__ import annotations

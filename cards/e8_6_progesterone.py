@@ -28,7 +28,9 @@ E8.6b: progesterone 400 mg vaginally twice daily for a woman in a new pregnancy
   Course complete: progesterone active (or ordered again) at 16 weeks or later
   after an E8.6b course (>= 3 losses, a bleeding of this pregnancy before 12
   weeks, intra-uterine pregnancy): counsel "course complete: stop progesterone",
-  never the E8.6a warning.
+  never the E8.6a warning. Under 16 weeks, progesterone already running in such
+  a pregnancy is a course that continues: no E8.6a, also when the bleeding is
+  more than 14 days ago (the window is about starting it).
 E8.6c: never start progesterone with CRL > 7 mm without heart activity, a
   gestational sac > 25 mm without fetal parts, an ectopic pregnancy or a
   life-threatening bleeding. When: a progesterone order or active progesterone
@@ -104,8 +106,9 @@ def endorsed(facts: PatientFacts) -> bool:
     return facts.pregnancy.current and not facts.pregnancy.contraindications and not missing_facts(facts)
 
 
-def course_complete(facts: PatientFacts) -> bool:
-    """16 weeks or later in a pregnancy in which E8.6b applied: the course has ended."""
+def _e8_6b_pregnancy(facts: PatientFacts) -> bool:
+    """A pregnancy in which E8.6b applied at some time: >= 3 losses, a bleeding of this
+    pregnancy before 12 weeks (not necessarily recent), intra-uterine, no E8.6c finding."""
     p = facts.pregnancy
     return (
         p.current
@@ -114,7 +117,25 @@ def course_complete(facts: PatientFacts) -> bool:
         and p.bleeding_before_12_weeks
         and p.intrauterine_confirmed
         and p.gestational_age_days is not None
-        and p.gestational_age_days >= CONTINUE_UNTIL_DAYS
+    )
+
+
+def course_complete(facts: PatientFacts) -> bool:
+    """16 weeks or later in a pregnancy in which E8.6b applied: the course has ended."""
+    return _e8_6b_pregnancy(facts) and facts.pregnancy.gestational_age_days >= CONTINUE_UNTIL_DAYS
+
+
+def course_running(facts: PatientFacts) -> bool:
+    """Progesterone already running, under 16 weeks, in a pregnancy in which E8.6b applied:
+    the course continues to 16 weeks even when the bleeding is more than 14 days ago
+    (reading: the 14-day window is about starting, not about continuing)."""
+    return (
+        _e8_6b_pregnancy(facts)
+        and facts.pregnancy.gestational_age_days < CONTINUE_UNTIL_DAYS
+        and any(
+            PROGESTERONE in o.classes and o.status == "active" and not names_other_indication(o)
+            for o in facts.orders
+        )
     )
 
 
@@ -322,7 +343,7 @@ def e8_6_orders(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
         yield _e8_6c(facts, orders)
         return
     orders = [o for o in orders if not names_other_indication(o)]
-    if not orders or not facts.has_rpl or endorsed(facts) or course_complete(facts):
+    if not orders or not facts.has_rpl or endorsed(facts) or course_complete(facts) or course_running(facts):
         return
     missing = missing_facts(facts)
     yield CardDraft(

@@ -122,7 +122,8 @@ _PERIOD_DAYS = {"h": 1 / 24, "d": 1.0, "wk": 7.0}
 
 
 def _routes(model: Any) -> frozenset[str]:
-    dosages = getattr(model, "dosageInstruction", None) or []
+    # MedicationRequest.dosageInstruction, MedicationStatement.dosage
+    dosages = getattr(model, "dosageInstruction", None) or getattr(model, "dosage", None) or []
     return frozenset(code for d in dosages for system, code in coding_pairs(d.route) if system == SNOMED and code)
 
 

@@ -310,6 +310,7 @@ def _e8_6c(facts: PatientFacts, orders: list[OrderFact]) -> CardDraft:
             for o in running
             if (action := _stop_action(o, why)) is not None
         )
+        advice.append(Text(_("Progesterone already running is stopped now: it must not continue with this finding.")))
         advice += [
             Text(_("Stop %(order)s (%(ref)s) now: tell the patient to stop taking it."), {"order": o.display, "ref": o.reference})
             for o in running

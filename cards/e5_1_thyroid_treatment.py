@@ -28,7 +28,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from datetime import timedelta
 
 from fhir_mappings.facts import Interpretation, OrderFact, PatientFacts
 

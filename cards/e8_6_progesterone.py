@@ -48,8 +48,9 @@ from datetime import timedelta
 
 from fhir_mappings.facts import Finding, OrderFact, PatientFacts
 
-from .common import loss_fact, names_other_indication, order_fact, orders_to_check, override, remove_draft, when
-from .common import indication_overrides
+from .common import (
+    indication_overrides, loss_fact, names_other_indication, order_fact, orders_to_check, override, remove_draft, when,
+)
 from .i18n import Text, _
 from .model import Action, CardDraft, Hook, Indicator, RuleContext, Suggestion
 from .orders import Dose

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-
 from fhir_mappings.facts import Interpretation, OrderFact, PatientFacts
 
 from .common import lab_fact, loss_fact, order_fact, orders_to_check, override, remove_draft

@@ -105,3 +105,11 @@ def test_autoimmune_thyroiditis_is_not_another_indication_for_prednisolone(cds):
     # Citing TPO antibodies' disease would be the RPL use E8.3 warns against.
     prednisolone = with_reason(order_of("prednisolone-prednisone"), ICD10, "E06.3")
     assert "E8.3" in cards(cds, "order-sign", RPL, drafts=(prednisolone,))
+
+
+def test_e8_4_silent_for_us_coded_indications(cds):
+    # ICD-10-CM, as a US EHR codes them: pre-eclampsia in the third trimester, earlier DVT.
+    aspirin = with_reason(order_of("low-dose-aspirin", dose_mg=81), "http://hl7.org/fhir/sid/icd-10-cm", "O14.93")
+    heparin = with_reason(order_of("heparins"), "http://hl7.org/fhir/sid/icd-10-cm", "Z86.718")
+    found = cards(cds, "order-sign", RPL, drafts=(aspirin, heparin))
+    assert "E8.4" not in found

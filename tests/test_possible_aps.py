@@ -55,3 +55,10 @@ def test_d3_2_still_suggests_the_missing_apl_tests_with_possible_aps(cds):
 
 def test_e3_2_still_needs_the_criteria_with_possible_aps(cds):
     assert "E3.2" not in cards(cds, "patient-view", losses(3), D68_6)
+
+
+def test_e8_4_silent_with_us_coded_lupus_anticoagulant_syndrome(cds):
+    lupus_anticoagulant = condition("http://hl7.org/fhir/sid/icd-10-cm", "D68.62")
+    assert "E8.4" not in cards(cds, "order-sign", losses(2), lupus_anticoagulant, drafts=(NADROPARIN,))
+    assert "E8.4" in cards(cds, "order-sign", losses(2), condition("http://hl7.org/fhir/sid/icd-10-cm", "D68.69"),
+                           drafts=(NADROPARIN,))

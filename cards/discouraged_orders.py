@@ -15,8 +15,8 @@ then. Each card offers 'ordered for another indication' as override reason.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 
 from fhir_mappings.facts import Interpretation, OrderFact, PatientFacts
 
@@ -108,6 +108,8 @@ class DiscouragedOrder:
     override_reasons: tuple[OverrideReason, ...] = ()
     judges: Callable[[OrderFact], bool] = any_order
     indicator: Indicator = Indicator.WARNING
+    # The summary that names the one ingredient ordered (msgid by ingredient); the row's summary otherwise.
+    summary_by_ingredient: Mapping[str, str] = field(default_factory=dict)
 
 
 OTHER_INDICATION = override("other-indication", _("Ordered for another indication than recurrent pregnancy loss"))
@@ -288,6 +290,10 @@ TABLE: tuple[DiscouragedOrder, ...] = (
         "E8.3", ("prednisolone-prednisone",), unexplained_rpl,
         _("Prednisolone is not advised for unexplained recurrent pregnancy loss"),
         _("Do not give prednisone or prednisolone for unexplained recurrent pregnancy loss."),
+        summary_by_ingredient={
+            "prednisone": _("Prednisone is not advised for unexplained recurrent pregnancy loss"),
+            "prednisolone": _("Prednisolone is not advised for unexplained recurrent pregnancy loss"),
+        },
     ),
     DiscouragedOrder(
         "E8.4", ("heparins", "low-dose-aspirin"), unexplained_without_thrombophilia,
@@ -359,6 +365,12 @@ def _warn(rec_id: str, orders: list[OrderFact], summary: Text, advice: Text, con
     )
 
 
+def _summary(row: DiscouragedOrder, orders: list[OrderFact]) -> str:
+    """Name what was ordered (a prednisone order is not called prednisolone), when it is one ingredient."""
+    named = {i for o in orders for i in o.ingredients if i in row.summary_by_ingredient}
+    return row.summary_by_ingredient[named.pop()] if len(named) == 1 else row.summary
+
+
 def discouraged_orders(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
     warned: set[str] = set()
     for row in TABLE:
@@ -366,7 +378,7 @@ def discouraged_orders(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDr
         if not orders or not row.applies(facts):
             continue
         warned.update(o.reference for o in orders)
-        yield _warn(row.rec_id, orders, Text(row.summary), Text(row.advice), _context_facts(row, facts),
+        yield _warn(row.rec_id, orders, Text(_summary(row, orders)), Text(row.advice), _context_facts(row, facts),
                     row.override_reasons, row.indicator)
     # E4: an immunomodulating order that cites an immune test as its reason, when no
     # more specific E8 row has already warned about it (e.g. in explained RPL).

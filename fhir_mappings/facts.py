@@ -153,6 +153,8 @@ class OrderFact:
     daily_dose_mg: float | None = None
     routes: frozenset[str] = frozenset()  # SNOMED CT route codes of the dosage
     reason: frozenset[str] = frozenset()  # value sets matched by reasonCode
+    ingredients: frozenset[str] = frozenset()  # catalogue ingredients it contains, e.g. {"prednisone"}
+    recognised_by_name: bool = False  # its code is in no value set: its display or text named the ingredient
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from cards.i18n import Translator
 from cards.model import RuleContext
 from cards.orders import OrderBuilder
 from cards.rules import evaluate
+from fhir_mappings.orders import UncheckableDraftOrder
 
 from . import auth
 from .errors import ApiError
@@ -117,7 +118,7 @@ def call_service(service_id: str):
             draft_orders=getattr(context, "draftOrders", None),
             selections=getattr(context, "selections", ()),
         )
-    except InputLimitError as exc:  # in a resource a rule reads (see ResourceParser)
+    except (InputLimitError, UncheckableDraftOrder) as exc:  # in a resource a rule reads (see ResourceParser)
         raise ApiError(400, str(exc)) from None
     drafts = evaluate(facts, RuleContext(hook=service.hook, orders=OrderBuilder(rt.valuesets, context.patientId)))
     translate = Translator(rt.translations[_language(rt)])

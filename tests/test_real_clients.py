@@ -225,3 +225,12 @@ def test_ectopic_demo_patient_with_a_product_coded_progesterone_order_gets_the_c
         body = hook_request(hook, pid=pid, data=data, drafts=(draft,))
         cards = {c["source"]["topic"]["code"]: c for c in cds.cards(hook, body)}
         assert cards["E8.6c"]["indicator"] == "critical", hook
+
+
+# -- links open beside the EHR ------------------------------------------------------------------
+def test_external_links_are_card_links_not_markdown_in_the_detail(cds):
+    from tests.builders import miscarriage
+
+    card = cards_by_topic(cds, "patient-view", miscarriage("2026-09-01"))["S1"]
+    assert card["links"] and all(link["type"] == "absolute" and link["url"].startswith("https://") for link in card["links"])
+    assert "http" not in card["detail"] and "](" not in card["detail"]

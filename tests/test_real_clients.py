@@ -4,6 +4,7 @@ sandbox's draft orders, and the deviations from R4 that clients send."""
 from __future__ import annotations
 
 import copy
+import json
 import logging
 
 import pytest
@@ -14,6 +15,8 @@ from tests.builders import (
     RXNORM, UCUM, hook_request, losses, medication_request, prefetch, rpl_diagnosis,
 )
 from tests.conftest import TODAY
+from tests.scenarios import ALL
+from tests.test_catalogue import request_for
 from tests.test_e8_6 import pregnancy
 
 SANDBOX_REASON = {  # the code of one of the patient's Conditions, as the sandbox copies it ("Treating")
@@ -234,3 +237,40 @@ def test_external_links_are_card_links_not_markdown_in_the_detail(cds):
     card = cards_by_topic(cds, "patient-view", miscarriage("2026-09-01"))["S1"]
     assert card["links"] and all(link["type"] == "absolute" and link["url"].startswith("https://") for link in card["links"])
     assert "http" not in card["detail"] and "](" not in card["detail"]
+
+
+# -- every client's conventions: selectionBehavior 'any', suggestions that do not overlap -------
+def _assert_any_and_disjoint(card: dict) -> None:
+    suggestions = card.get("suggestions") or []
+    if not suggestions:
+        return
+    assert card["selectionBehavior"] == "any", card["summary"]
+    deleted, created = [], []
+    for suggestion in suggestions:
+        for action in suggestion.get("actions") or []:
+            if action["type"] == "delete":
+                deleted.append(action["resourceId"])
+            elif action["type"] == "create":
+                resource = action["resource"]
+                created.append(json.dumps(resource.get("medicationCodeableConcept") or resource.get("code"), sort_keys=True))
+    # accepting every suggestion must not delete an order twice or create the same order twice
+    assert len(deleted) == len(set(deleted)), card["summary"]
+    assert len(created) == len(set(created)), card["summary"]
+
+
+@pytest.mark.parametrize("scenario", [s for s in ALL if s.fires], ids=lambda s: s.id)
+def test_every_card_works_for_a_client_that_only_knows_selection_behavior_any(cds, scenario):
+    for card in cds.cards(scenario.hook, request_for(scenario)):
+        _assert_any_and_disjoint(card)
+
+
+def test_two_progesterone_drafts_to_replace_make_one_suggestion_that_prescribes_once(cds):
+    from tests.builders import progesterone_order
+
+    drafts = (progesterone_order(rid="p1", dose_mg=200), progesterone_order(rid="p2", dose_mg=100))
+    body = hook_request("order-sign", losses(3), *pregnancy(), drafts=drafts)
+    card = {c["source"]["topic"]["code"]: c for c in cds.cards("order-sign", body)}["E8.6b"]
+    [suggestion] = card["suggestions"]
+    kinds = sorted((a["type"], a.get("resourceId")) for a in suggestion["actions"])
+    assert kinds == [("create", None), ("delete", "MedicationRequest/p1"), ("delete", "MedicationRequest/p2")]
+    _assert_any_and_disjoint(card)

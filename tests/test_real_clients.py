@@ -274,3 +274,42 @@ def test_two_progesterone_drafts_to_replace_make_one_suggestion_that_prescribes_
     kinds = sorted((a["type"], a.get("resourceId")) for a in suggestion["actions"])
     assert kinds == [("create", None), ("delete", "MedicationRequest/p1"), ("delete", "MedicationRequest/p2")]
     _assert_any_and_disjoint(card)
+
+
+# -- every client's conventions: tokens, URLs, CORS, logs -------------------------------------
+from tests.test_auth import DISCOVERY, ROOT, SERVICE, assert_refused, call, make_app, token  # noqa: E402,F401
+
+
+def test_an_epic_style_rs384_token_with_sub_and_nbf_and_no_tenant_passes(make_app):
+    client = make_app()
+    now = int(__import__("time").time())
+    for path in (DISCOVERY, SERVICE):
+        epic = token(path, alg="RS384", kid="rsa-1", sub="epic-client-id", nbf=now - 5)  # no tenant claim
+        assert call(client, path, epic).status_code == 200, path
+
+
+def test_discovery_with_a_trailing_slash_and_its_preflight(make_app):
+    client = make_app()
+    r = client.get("/cds-services/", headers={"Authorization": f"Bearer {token('/cds-services/')}"})
+    assert r.status_code == 200 and r.get_json()["services"]
+    preflight = client.options("/cds-services/", headers={
+        "Origin": "https://sandbox.cds-hooks.org", "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization"})
+    assert preflight.status_code == 200 and "authorization" in preflight.headers["Access-Control-Allow-Headers"].lower()
+
+
+def test_the_401_log_line_names_the_expected_and_the_received_audience(make_app, caplog):
+    client = make_app()
+    with caplog.at_level(logging.WARNING, logger="rpl_cds.auth"):
+        assert_refused(call(client, DISCOVERY, token(aud="https://cds.example.org/cds-services")))
+    [line] = [r.getMessage() for r in caplog.records if r.name == "rpl_cds.auth"]
+    assert f"expected aud {ROOT}{DISCOVERY}" in line and "https://cds.example.org/cds-services" in line
+
+
+def test_cors_preflights_are_not_audit_logged_as_calls(make_app, caplog):
+    client = make_app()
+    with caplog.at_level(logging.INFO, logger="rpl_cds.audit"):
+        client.options(SERVICE, headers={"Origin": "https://sandbox.cds-hooks.org", "Access-Control-Request-Method": "POST"})
+        assert not [r for r in caplog.records if r.name == "rpl_cds.audit"]
+        call(client, DISCOVERY, token())
+    assert len([r for r in caplog.records if r.name == "rpl_cds.audit"]) == 1

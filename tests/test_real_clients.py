@@ -313,3 +313,13 @@ def test_cors_preflights_are_not_audit_logged_as_calls(make_app, caplog):
         assert not [r for r in caplog.records if r.name == "rpl_cds.audit"]
         call(client, DISCOVERY, token())
     assert len([r for r in caplog.records if r.name == "rpl_cds.audit"]) == 1
+
+
+def test_load_demo_output_honours_patient(tmp_path, capsys):
+    from service.cli import main
+    from service.demo_data import REFERENCE_DATE
+
+    out = tmp_path / "demo"
+    assert main(["load-demo", "--output", str(out), "--patient", "rpl-demo-ectopic", "--today", REFERENCE_DATE.isoformat()]) == 0
+    assert sorted(p.name for p in out.glob("rpl-demo-*.json")) == ["rpl-demo-ectopic.json"]
+    assert (out / "draft-progesterone.json").exists()  # the draft orders belong to every demo

@@ -85,21 +85,37 @@ def ingredients_named(texts: Iterable[str | None]) -> tuple[IngredientMatch, ...
     the set by its name is left out, never matched to another drug."""
     found: dict[tuple[str, str], IngredientMatch] = {}
     for raw in texts:
-        if not isinstance(raw, str) or not raw:
-            continue
-        text = raw.lower()
-        for name in ingredient_names():
-            hit = name.pattern.search(text)
-            if hit is None:
-                continue
-            if name.exclude is not None and name.exclude.search(text):
-                continue
-            if name.single_ingredient_only and _COMBINATION.search(text):
-                continue
-            strength = strength_after(text, hit.end())
-            if name.max_unit_strength_mg is not None and strength is not None and strength > name.max_unit_strength_mg:
-                continue
-            key = (name.ingredient, name.valueset)
-            if key not in found or found[key].strength_mg is None:
-                found[key] = IngredientMatch(name.ingredient, name.valueset, strength)
+        if isinstance(raw, str) and raw:
+            for match in _named(raw):
+                key = (match.ingredient, match.valueset)
+                if key not in found or found[key].strength_mg is None:
+                    found[key] = match
     return tuple(found.values())
+
+
+@lru_cache(maxsize=8192)  # a record names the same products again and again, call after call
+def _named(raw: str) -> tuple[IngredientMatch, ...]:
+    text = raw.lower()
+    if not _ANY_NAME().search(text):  # most medications of a record: no catalogue drug at all
+        return ()
+    found = []
+    for name in ingredient_names():
+        hit = name.pattern.search(text)
+        if hit is None:
+            continue
+        if name.exclude is not None and name.exclude.search(text):
+            continue
+        if name.single_ingredient_only and _COMBINATION.search(text):
+            continue
+        strength = strength_after(text, hit.end())
+        if name.max_unit_strength_mg is not None and strength is not None and strength > name.max_unit_strength_mg:
+            continue
+        found.append(IngredientMatch(name.ingredient, name.valueset, strength))
+    return tuple(found)
+
+
+@lru_cache(maxsize=1)
+def _ANY_NAME() -> re.Pattern[str]:  # noqa: N802 (a constant, built once on first use)
+    """One pattern of every name: a single search rules out a drug the catalogue does not name."""
+    data = json.loads(NAMES_FILE.read_text(encoding="utf-8"))
+    return _words(n for row in data["ingredients"] for n in row["names"])

@@ -323,3 +323,15 @@ def test_load_demo_output_honours_patient(tmp_path, capsys):
     assert main(["load-demo", "--output", str(out), "--patient", "rpl-demo-ectopic", "--today", REFERENCE_DATE.isoformat()]) == 0
     assert sorted(p.name for p in out.glob("rpl-demo-*.json")) == ["rpl-demo-ectopic.json"]
     assert (out / "draft-progesterone.json").exists()  # the draft orders belong to every demo
+
+
+@pytest.mark.parametrize("system,code,display,summary", [
+    ("http://www.whocc.no/atc", "H02AB06", None, "Prednisolone is not advised"),  # the value set's display names it
+    ("http://www.whocc.no/atc", "H02AB07", None, "Prednisone is not advised"),
+    (RXNORM, "8640", "prednisone", "Prednisone is not advised"),
+    ("http://example.org/g-standaard", "12345", "Prednisolon 5mg tablet", "Prednisolone is not advised"),
+])
+def test_e8_3_names_the_ingredient_whatever_the_coding(cds, system, code, display, summary):
+    order = medication_request(system, code, display=display, rid="pred-1")
+    card = cards_by_topic(cds, "order-sign", losses(2), drafts=(order,))["E8.3"]
+    assert card["summary"].startswith(summary)

@@ -89,3 +89,27 @@ def test_a_page_of_an_origin_not_allowed_cannot_read_the_service(browser, servic
     finally:
         page.close()
     assert outcome == "blocked: TypeError"  # the browser refused it: CORS, not the service's answer
+
+
+def test_rx_sign_from_the_browser_with_a_product_coded_progesterone_order(browser, service):  # noqa: F811
+    """The sandbox's Rx Sign tab: a draft coded as an RxNorm product, reasonCode as one object."""
+    from tests.test_real_clients import sandbox_order
+
+    path = "/cds-services/rpl-order-sign"
+    body = hook_request("order-sign", losses(2),
+                        drafts=(sandbox_order("312641", "progesterone 200 MG Oral Capsule", treating=True),))
+    page = browser.new_page()
+    try:
+        with serve_page(PAGE) as page_url:
+            page.goto(page_url)
+            topics = page.evaluate(
+                """async ({url, jwt, body}) => {
+                     const r = await fetch(url, {method: "POST", body: JSON.stringify(body),
+                       headers: {"Content-Type": "application/json", Authorization: "Bearer " + jwt}});
+                     return (await r.json()).cards.map(c => c.source.topic.code);
+                   }""",
+                {"url": service + path, "jwt": token(path, aud=service + path), "body": body},
+            )
+    finally:
+        page.close()
+    assert "E8.6a" in topics

@@ -24,8 +24,9 @@ TESTS = ROOT / "tests"
 # Catalogue version 2 (section "Version 2" of recommendations.md): every changed definition and
 # row, and the items that are no catalogue text. A test belongs to a change when it is a
 # scenario with v2="<change>" (tests/scenarios.py) or a test function marked
-# @pytest.mark.version2("<change>") (or in a module with that pytestmark). A row whose trigger
-# changed with the Timing definition also lists the Timing scenarios of its own ID.
+# @pytest.mark.version2("<change>") (or in a module with that pytestmark). A row also lists the
+# scenarios of its own ID tagged with a definition that changed it (ROW_DEFINITIONS; Timing for
+# the rows whose trigger it changed).
 VERSION_2 = (
     ("Order indication", "warn rows about a treatment to prevent miscarriage respect the order's own indication"),
     ("Possible APS", "WHO ICD-10 D68.6 or another APS code: never unexplained RPL"),
@@ -54,6 +55,8 @@ VERSION_2 = (
     ("S2", "before 8 weeks or before the first scan; never with an E8.6c finding"),
 )
 TIMING_ROWS = frozenset({"E1", "E5.6", "E8.5", "S1", "S2"})
+# Definitions whose cases belong to the row they are about too (E8.4 silent for pre-eclampsia prevention).
+ROW_DEFINITIONS = frozenset({"Order indication", "Possible APS", "Treated condition"})
 
 
 def carrier(rec_id: str) -> str | None:
@@ -128,7 +131,11 @@ def version_2_table() -> list[str]:
         "|---|---|---|---|",
     ]
     for change, what in VERSION_2:
-        cases = [s for s in ALL if s.v2 == change or (s.rec_id == change in TIMING_ROWS and s.v2 == "Timing")]
+        cases = [
+            s for s in ALL
+            if s.v2 == change
+            or (s.rec_id == change and (s.v2 in ROW_DEFINITIONS or (s.v2 == "Timing" and change in TIMING_ROWS)))
+        ]
         case_text = "<br>".join(f"{s.id} ({s.hook})" for s in cases) or "-"
         other = "<br>".join(marked.get(change, [])) or "-"
         lines.append(f"| {change} | {what} | {case_text} | {other} |")

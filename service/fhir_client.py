@@ -9,18 +9,20 @@ and no cookie is kept, since one Session serves the calls of every user.
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import orjson
 import requests
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 from requests.utils import check_header_validity
+from urllib3.util import parse_url
 from urllib3.util.retry import Retry
 
 FHIR_JSON = "application/fhir+json"
@@ -49,16 +51,101 @@ class FhirSettings:
     gzip: bool = False
 
 
-def origin(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    return parts.scheme.lower(), parts.netloc.lower()
+# -- the one check for every URL the client will request -----------------------------------
+DEFAULT_PORTS = {"http": 80, "https": 443}
+MAX_URL_CHARS = 8192
+
+
+@dataclass(frozen=True)
+class ServerBase:
+    """What a URL must share with the allowlisted fhirServer: scheme, host, port and base path."""
+
+    scheme: str
+    host: str
+    port: int
+    path: str  # no trailing slash; '' for a server at the root
+    url: str  # as requests sends it, with a trailing slash
+
+    @classmethod
+    def of(cls, base_url: str) -> ServerBase:
+        """The base of an allowlisted fhirServer; FhirNotAllowed if it is no plain http(s) base URL."""
+        if not isinstance(base_url, str) or _UNSAFE_CHARS.search(base_url) or _has_dot_segment(urlsplit(base_url).path):
+            raise FhirNotAllowed("fhirServer is not a plain http(s) URL")
+        try:
+            parsed = parse_url(_prepared_url(base_url))
+        except (requests.RequestException, ValueError):
+            raise FhirNotAllowed("fhirServer is not a valid URL") from None
+        if parsed.scheme not in DEFAULT_PORTS or not parsed.host or parsed.auth is not None or parsed.query is not None \
+                or parsed.fragment is not None or _has_dot_segment(parsed.path or ""):
+            raise FhirNotAllowed("fhirServer must be http(s)://host[:port]/path, without user, query or fragment")
+        path = (parsed.path or "").rstrip("/")
+        url = parsed._replace(path=path + "/").url
+        return cls(parsed.scheme, parsed.host.lower(), parsed.port or DEFAULT_PORTS[parsed.scheme], path, url)
+
+    def check(self, url: Any, relative_to: str | None = None) -> str:
+        """The absolute URL to request, as requests will send it, if it stays on this server under its
+        base path; FhirNotAllowed otherwise. Relative URLs are resolved against relative_to (default:
+        the base). Anything odd is refused rather than interpreted: userinfo, a scheme-relative URL,
+        backslashes, whitespace or control characters, '.' or '..' path segments (also percent-encoded),
+        encoded slashes in the path."""
+        if not isinstance(url, str) or not url or len(url) > MAX_URL_CHARS:
+            raise FhirNotAllowed("URL refused: not a string of reasonable length")
+        if _CONTROL_CHARS.search(url) or url != url.strip() or "\\" in url.split("?", 1)[0]:
+            # A backslash is a path separator to some parsers (WHATWG); in the query it is
+            # FHIR's search escape (a comma inside a value), and stays.
+            raise FhirNotAllowed("URL refused: a control character, surrounding space, or a backslash before the query")
+        if url.startswith("//"):
+            raise FhirNotAllowed("URL refused: scheme-relative")
+        joined = urljoin(relative_to or self.url, url)
+        if "@" in urlsplit(joined).netloc:
+            raise FhirNotAllowed("URL refused: user information in the URL")
+        try:
+            prepared = _prepared_url(joined)
+            parsed = parse_url(prepared)
+        except (requests.RequestException, ValueError):
+            raise FhirNotAllowed("URL refused: not a valid URL") from None
+        # both parsers (the stdlib's, as used above, and urllib3's, which opens the connection) must agree
+        split = urlsplit(prepared)
+        if parsed.auth is not None or "@" in split.netloc:
+            raise FhirNotAllowed("URL refused: user information in the URL")
+        scheme = (parsed.scheme or "").lower()
+        host = (parsed.host or "").lower()
+        port = parsed.port or DEFAULT_PORTS.get(scheme)
+        if (scheme, host, port) != (self.scheme, self.host, self.port) or (split.hostname or "") != host.strip("[]"):
+            raise FhirNotAllowed(f"URL refused: {_where(scheme, host, port)} is not the fhirServer {_where(self.scheme, self.host, self.port)}")
+        for path in (split.path, parsed.path or ""):
+            if _has_dot_segment(path) or not (path == self.path or path.startswith(self.path + "/")):
+                raise FhirNotAllowed(f"URL refused: the path is not under the fhirServer's base path {self.path or '/'}")
+        return prepared
+
+
+_UNSAFE_CHARS = re.compile(r"[\x00-\x20\x7f\\]")
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")  # a space is requoted as %20 like any other character
+
+
+def _has_dot_segment(path: str) -> bool:
+    """A '.' or '..' segment, or one a server may decode into a path separator or a dot segment
+    (%2e%2e, ..%2f, ..;jsessionid); refused rather than normalized, since servers disagree."""
+    for segment in path.split("/"):
+        decoded = segment
+        for _ in range(3):  # double encoding too
+            decoded = unquote(decoded)
+        if decoded.split(";", 1)[0] in (".", "..") or "/" in decoded or "\\" in decoded:
+            return True
+    return False
+
+
+def _where(scheme: str, host: str, port: int | None) -> str:
+    return f"{scheme}://{host[:100]}:{port}"
+
 
 
 class FhirClient:
     """Reads and searches one FHIR server with one Session."""
 
     def __init__(self, base_url: str, settings: FhirSettings, session: requests.Session | None = None):
-        self.base_url = base_url.rstrip("/") + "/"
+        self.base = ServerBase.of(base_url.rstrip("/") + "/")
+        self.base_url = self.base.url
         self.settings = settings
         self.session = session or self._new_session(settings)
         self._headers = dict(self.session.headers)  # sent with every read, the token added per call
@@ -99,29 +186,32 @@ class FhirClient:
     # -- the two interactions prefetch templates use --------------------------------
     def read(self, relative: str, token: str | None) -> dict[str, Any] | None:
         """GET [base]/Type/id; None when the server says 404/410."""
-        return self._get(urljoin(self.base_url, relative), token, missing_ok=True)
+        return self._get(relative, token, missing_ok=True)
 
     def search(self, relative: str, token: str | None) -> dict[str, Any]:
         """GET [base]/Type?params, following 'next' links up to the page cap;
         returns one searchset Bundle with every entry."""
-        url = urljoin(self.base_url, relative)
+        url: str | None = relative
         entries: list[Any] = []
         for page in range(self.settings.max_pages):
             bundle = self._get(url, token, missing_ok=False)
             if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
                 raise FhirError(f"search {relative.split('?')[0]} did not return a Bundle")
             entries.extend(bundle.get("entry") or [])
-            url = _next_link(bundle)
+            url = _next_link(bundle)  # checked in _get like every URL, before anything is sent
             if url is None:
                 return {"resourceType": "Bundle", "type": "searchset", "entry": entries}
-            if origin(url) != origin(self.base_url):
-                raise FhirNotAllowed("a Bundle 'next' link points to another server")
         raise FhirError(f"search {relative.split('?')[0]} has more than {self.settings.max_pages} pages")
 
     # -- one GET, with the safety checks -----------------------------------------------
-    def _get(self, url: str, token: str | None, missing_ok: bool) -> dict[str, Any] | None:
+    def _get(self, url: Any, token: str | None, missing_ok: bool, relative_to: str | None = None) -> dict[str, Any] | None:
+        """GET one URL: a template's relative URL, a 'next' link of a Bundle (from the request's
+        prefetch or from the server) or a redirect's Location. Whatever its source, the URL is
+        checked against the server's base (ServerBase.check) before a byte is sent; the token
+        goes nowhere else."""
         headers = {**self._headers, "Authorization": f"Bearer {token}"} if token else self._headers
         for _ in range(MAX_REDIRECTS + 1):
+            url = self.base.check(url, relative_to)
             try:
                 # Straight to the Session's transport adapter (its pool, retries and TLS
                 # verification): what Session.get adds around it (merging settings from the
@@ -137,10 +227,7 @@ class FhirClient:
                 raise FhirError(f"FHIR server not reachable ({type(exc).__name__})") from None
             with response:
                 if response.is_redirect:
-                    target = urljoin(url, response.headers.get("Location", ""))
-                    if origin(target) != origin(self.base_url):
-                        raise FhirNotAllowed("the FHIR server redirected to another host; not followed")
-                    url = target
+                    url, relative_to = response.headers.get("Location", ""), url  # checked at the loop's top
                     continue
                 return self._body(response, missing_ok)
         raise FhirError("too many redirects from the FHIR server")
@@ -186,9 +273,18 @@ def _get_request(url: str, headers: dict[str, str]) -> requests.PreparedRequest:
     return request
 
 
-@lru_cache(maxsize=4096)
 def _prepared_url(url: str) -> str:
-    """The URL as requests sends it (IDNA host, percent-encoding requoted); raises as prepare() does."""
+    """The URL as requests sends it (IDNA host, percent-encoding requoted); raises as prepare() does.
+    Memoized up to a length: URLs from a caller's Bundle links must not fill the memo (4 MB at most)."""
+    return _prepared_url_memo(url) if len(url) <= 1024 else _prepare_url(url)
+
+
+@lru_cache(maxsize=4096)
+def _prepared_url_memo(url: str) -> str:
+    return _prepare_url(url)
+
+
+def _prepare_url(url: str) -> str:
     request = requests.PreparedRequest()
     request.prepare_url(url, None)
     return request.url

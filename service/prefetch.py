@@ -11,6 +11,7 @@ Per key (CDS Hooks 2.0, "Providing FHIR Resources"):
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -18,6 +19,14 @@ from typing import Any
 
 from .fhir_client import FhirClient, FhirClients, FhirError
 from .registry import PATIENT_TOKEN, PrefetchQuery
+
+
+log = logging.getLogger(__name__)
+
+# What a caller learns when fetching failed, whatever the reason: which host refused, timed out,
+# answered 404 or sent no JSON stays in the log, or the 412 would map the hospital network for
+# anyone who can make the service request a URL (issue #13).
+DATA_NOT_AVAILABLE = "data not available: the prefetch is incomplete and the service could not fetch the rest"
 
 
 class PrefetchUnavailable(Exception):
@@ -97,7 +106,8 @@ def resolve(
     try:
         client = clients.for_server(fhir_server)
     except FhirError as exc:
-        raise PrefetchUnavailable(f"prefetch is missing {keys}; {exc}") from None
+        _log_failure(keys, [str(exc)])
+        raise PrefetchUnavailable(DATA_NOT_AVAILABLE) from None
     futures = {item.key: executor.submit(_fetch_one, client, item, token) for item in fetches}
     errors = []
     for key, future in futures.items():
@@ -106,5 +116,11 @@ def resolve(
         except FhirError as exc:
             errors.append(f"{key}: {exc}")
     if errors:
-        raise PrefetchUnavailable("could not fetch " + "; ".join(errors))
+        _log_failure(keys, errors)
+        raise PrefetchUnavailable(DATA_NOT_AVAILABLE)
     return at_hand
+
+
+def _log_failure(keys: str, reasons: list[str]) -> None:
+    """The reasons, for the operator: FhirError messages name no patient and hold no token."""
+    log.warning("prefetch not fetched", extra={"audit": {"missing": keys, "reasons": reasons[:20]}})

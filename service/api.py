@@ -96,6 +96,7 @@ def call_service(service_id: str):
         raise ApiError(400, validation_messages(exc, prefix="context.")) from None
 
     token = hook_request.fhirAuthorization.access_token if hook_request.fhirAuthorization else None
+    g.fhir_budget = rt.fhir_clients.budget()  # the call's FHIR deadline and bytes, held until it ends
     try:
         data = resolve(
             service.prefetch,
@@ -104,7 +105,7 @@ def call_service(service_id: str):
             hook_request.fhirServer,
             token,
             rt.fhir_clients,
-            rt.executor,
+            g.fhir_budget,
         )
     except PrefetchUnavailable as exc:
         raise ApiError(412, str(exc)) from None
@@ -196,6 +197,14 @@ def _authenticate():
         if client.tenant:
             g.audit["tenant"] = client.tenant[:100]
     return None
+
+
+@bp.teardown_app_request
+def _release_fhir_budget(_exc):
+    """The answer is built: the call's FHIR data no longer counts against the worker's bytes."""
+    budget = g.pop("fhir_budget", None)
+    if budget is not None:
+        budget.release()
 
 
 @bp.after_app_request

@@ -22,7 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--workers", type=int, default=2)
-    serve.add_argument("--threads", type=int, default=4, help="threads per worker")
+    serve.add_argument("--threads", type=int, default=8,
+                       help="threads per worker; more than RPL_FHIR_MAX_CALLS_PER_SERVER (4), so that calls "
+                            "waiting on one slow FHIR server leave threads for the others and /healthz")
 
     demo = commands.add_parser("demo", help="send the example requests to a running service and print the cards")
     demo.add_argument("--url", default="http://127.0.0.1:8080", help="base URL of the running service")
@@ -111,6 +113,10 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
+    if args.threads <= settings.fhir_max_calls_per_server:
+        print(f"WARNING: --threads {args.threads} is not above RPL_FHIR_MAX_CALLS_PER_SERVER "
+              f"({settings.fhir_max_calls_per_server}): calls waiting on one slow FHIR server can hold every "
+              "thread of a worker, and /healthz and other servers' calls wait.", file=sys.stderr)
     if getattr(settings, "auth_enabled", False) and not getattr(settings, "replay_cache_url", "") and args.workers > 1:
         print(f"WARNING: {args.workers} workers keep separate JWT replay memories: a replayed token can pass on "
               "another worker. Set RPL_REPLAY_CACHE_URL=redis://... or use --workers 1.", file=sys.stderr)
@@ -130,6 +136,12 @@ def _serve(args: argparse.Namespace) -> int:
             self.cfg.set("timeout", 30)
             self.cfg.set("accesslog", None)  # the service writes its own JSON audit line per call
             self.cfg.set("errorlog", "-")
+            if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 25.1
+                # Its default path (~/.gunicorn/gunicorn.ctl) is shared by every instance a user
+                # runs: a second instance took it over, and anyone with the user's rights could
+                # change the workers of the first. The service is managed by signals and its
+                # platform, not by gunicornc.
+                self.cfg.set("control_socket_disable", True)
 
         def load(self):
             app = create_app(settings)

@@ -5,12 +5,20 @@ One ``requests.Session`` per FHIR base URL, kept for the life of the worker
 timeouts on every request, retries only for idempotent reads. Every failure
 becomes a ``FhirError``; the bearer token is sent per request and never logged,
 and no cookie is kept, since one Session serves the calls of every user.
+
+Every URL is checked against the server's base before anything is sent
+(``ServerBase.check``). All reads of one hook call share a deadline and a byte
+budget (``service.fhir_budget``), and each server has its own threads and a cap
+on the calls waiting on it, so a hanging server stalls only its own calls.
 """
 
 from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from http.cookiejar import DefaultCookiePolicy
@@ -19,11 +27,12 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import orjson
 import requests
-from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 from requests.utils import check_header_validity
 from urllib3.util import parse_url
 from urllib3.util.retry import Retry
+
+from .fhir_budget import BudgetExceeded, CallBudget, WatchedAdapter, WorkerBytes, detach_now, reading_for
 
 FHIR_JSON = "application/fhir+json"
 MAX_REDIRECTS = 3
@@ -41,6 +50,14 @@ class FhirNotAllowed(FhirError):
     """The request would leave the allowlisted FHIR servers."""
 
 
+class FhirOverBudget(FhirError):
+    """The call's deadline passed, or its answers exceed its or its worker's byte budget."""
+
+
+class FhirBusy(FhirError):
+    """Too many calls of this worker are waiting on this FHIR server already."""
+
+
 @dataclass(frozen=True)
 class FhirSettings:
     connect_timeout: float
@@ -49,6 +66,11 @@ class FhirSettings:
     max_response_bytes: int
     retries: int
     gzip: bool = False
+    call_deadline: float = 8.0  # seconds for all the FHIR reads of one hook call, retries included
+    max_call_bytes: int = 20_000_000  # bytes of FHIR answers one call may read
+    max_worker_bytes: int = 40_000_000  # bytes of FHIR answers the calls of one worker may hold at once
+    max_calls_per_server: int = 4  # calls of one worker reading from one server at once; more get 412 at once
+    threads_per_call: int = 8  # reads of one call in parallel (a call has 8 prefetch keys)
 
 
 # -- the one check for every URL the client will request -----------------------------------
@@ -143,12 +165,35 @@ def _where(scheme: str, host: str, port: int | None) -> str:
 class FhirClient:
     """Reads and searches one FHIR server with one Session."""
 
-    def __init__(self, base_url: str, settings: FhirSettings, session: requests.Session | None = None):
+    def __init__(self, base_url: str, settings: FhirSettings, session: requests.Session | None = None,
+                 worker_bytes: WorkerBytes | None = None):
         self.base = ServerBase.of(base_url.rstrip("/") + "/")
         self.base_url = self.base.url
         self.settings = settings
         self.session = session or self._new_session(settings)
         self._headers = dict(self.session.headers)  # sent with every read, the token added per call
+        self.worker_bytes = worker_bytes or WorkerBytes(settings.max_worker_bytes)
+        # This server's own threads, enough for every call it may have at once: a call never
+        # waits for a thread that another server's (or another call's) reads are holding.
+        self.executor = ThreadPoolExecutor(max_workers=settings.max_calls_per_server * settings.threads_per_call,
+                                           thread_name_prefix="fhir")
+        self._calls = threading.BoundedSemaphore(settings.max_calls_per_server)
+
+    def budget(self) -> CallBudget:
+        return CallBudget(self.settings.call_deadline, self.settings.max_call_bytes, self.worker_bytes)
+
+    @contextmanager
+    def call_slot(self) -> Iterator[None]:
+        """One of the calls that may wait on this server at once, or FhirBusy at once: a hanging
+        server holds at most max_calls_per_server request threads of a worker, and the others
+        stay free for other servers' calls and /healthz."""
+        if not self._calls.acquire(blocking=False):
+            raise FhirBusy(f"{self.settings.max_calls_per_server} calls of this worker are reading from this FHIR "
+                           "server already (RPL_FHIR_MAX_CALLS_PER_SERVER)")
+        try:
+            yield
+        finally:
+            self._calls.release()
 
     @staticmethod
     def _new_session(settings: FhirSettings) -> requests.Session:
@@ -163,8 +208,9 @@ class FhirClient:
             backoff_factor=0.1,
             raise_on_status=False,
             redirect=0,
+            respect_retry_after_header=False,  # 'Retry-After: 120' would sleep through the call's deadline
         )
-        adapter = HTTPAdapter(max_retries=retry, pool_maxsize=16)
+        adapter = WatchedAdapter(max_retries=retry, pool_maxsize=settings.max_calls_per_server * settings.threads_per_call)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         session.headers["Accept"] = FHIR_JSON
@@ -181,20 +227,22 @@ class FhirClient:
         return session
 
     def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
         self.session.close()
 
     # -- the two interactions prefetch templates use --------------------------------
-    def read(self, relative: str, token: str | None) -> dict[str, Any] | None:
+    def read(self, relative: str, token: str | None, budget: CallBudget | None = None) -> dict[str, Any] | None:
         """GET [base]/Type/id; None when the server says 404/410."""
-        return self._get(relative, token, missing_ok=True)
+        return self._get(relative, token, missing_ok=True, budget=budget or self.budget())
 
-    def search(self, relative: str, token: str | None) -> dict[str, Any]:
+    def search(self, relative: str, token: str | None, budget: CallBudget | None = None) -> dict[str, Any]:
         """GET [base]/Type?params, following 'next' links up to the page cap;
         returns one searchset Bundle with every entry."""
+        budget = budget or self.budget()
         url: str | None = relative
         entries: list[Any] = []
         for page in range(self.settings.max_pages):
-            bundle = self._get(url, token, missing_ok=False)
+            bundle = self._get(url, token, missing_ok=False, budget=budget)
             if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
                 raise FhirError(f"search {relative.split('?')[0]} did not return a Bundle")
             entries.extend(bundle.get("entry") or [])
@@ -204,35 +252,48 @@ class FhirClient:
         raise FhirError(f"search {relative.split('?')[0]} has more than {self.settings.max_pages} pages")
 
     # -- one GET, with the safety checks -----------------------------------------------
-    def _get(self, url: Any, token: str | None, missing_ok: bool, relative_to: str | None = None) -> dict[str, Any] | None:
+    def _get(self, url: Any, token: str | None, missing_ok: bool, budget: CallBudget,
+             relative_to: str | None = None) -> dict[str, Any] | None:
         """GET one URL: a template's relative URL, a 'next' link of a Bundle (from the request's
         prefetch or from the server) or a redirect's Location. Whatever its source, the URL is
         checked against the server's base (ServerBase.check) before a byte is sent; the token
-        goes nowhere else."""
+        goes nowhere else. The call's budget bounds the time (the connection is cut at the
+        deadline) and the bytes."""
         headers = {**self._headers, "Authorization": f"Bearer {token}"} if token else self._headers
         for _ in range(MAX_REDIRECTS + 1):
             url = self.base.check(url, relative_to)
             try:
-                # Straight to the Session's transport adapter (its pool, retries and TLS
-                # verification): what Session.get adds around it (merging settings from the
-                # environment, cookies, hooks, following redirects) is nothing this client
-                # uses, and cost a third of the client's CPU per read: 8 reads a call (issue #7).
-                request = _get_request(url, headers)
-                response = self.session.get_adapter(url).send(
-                    request,
-                    stream=True,
-                    timeout=(self.settings.connect_timeout, self.settings.read_timeout),
-                )
-            except requests.RequestException as exc:
+                with reading_for(budget):
+                    left = budget.check_time()
+                    # Straight to the Session's transport adapter (its pool, retries and TLS
+                    # verification): what Session.get adds around it (merging settings from the
+                    # environment, cookies, hooks, following redirects) is nothing this client
+                    # uses, and cost a third of the client's CPU per read: 8 reads a call (issue #7).
+                    request = _get_request(url, headers)
+                    response = self.session.get_adapter(url).send(
+                        request,
+                        stream=True,
+                        timeout=(min(self.settings.connect_timeout, left), min(self.settings.read_timeout, left)),
+                    )
+                    try:
+                        if response.is_redirect:
+                            url, relative_to = response.headers.get("Location", ""), url  # checked at the loop's top
+                            continue
+                        return self._body(response, missing_ok, budget)
+                    finally:
+                        detach_now()  # before close() gives the connection back to the pool
+                        response.close()
+            except BudgetExceeded as exc:
+                raise FhirOverBudget(str(exc)) from None
+            except (requests.RequestException, FhirError) as exc:
+                if budget.left() <= 0:  # the cut connection made the read fail, whatever the error says
+                    raise FhirOverBudget(f"the call's deadline of {budget.seconds:g} s passed") from None
+                if isinstance(exc, FhirError):
+                    raise
                 raise FhirError(f"FHIR server not reachable ({type(exc).__name__})") from None
-            with response:
-                if response.is_redirect:
-                    url, relative_to = response.headers.get("Location", ""), url  # checked at the loop's top
-                    continue
-                return self._body(response, missing_ok)
         raise FhirError("too many redirects from the FHIR server")
 
-    def _body(self, response: requests.Response, missing_ok: bool) -> dict[str, Any] | None:
+    def _body(self, response: requests.Response, missing_ok: bool, budget: CallBudget) -> dict[str, Any] | None:
         status = response.status_code
         if status in (401, 403):
             raise FhirUnauthorized(f"the FHIR server refused access (HTTP {status})")
@@ -246,6 +307,7 @@ class FhirClient:
             raise FhirError("the FHIR response is larger than allowed")
         body = bytearray()
         for chunk in response.iter_content(chunk_size=65536):
+            budget.take(len(chunk))  # counted until the call ends: the parsed answer lives as long
             body.extend(chunk)
             if len(body) > limit:
                 raise FhirError("the FHIR response is larger than allowed")
@@ -298,7 +360,10 @@ def _next_link(bundle: dict[str, Any]) -> str | None:
 
 
 class FhirClients:
-    """One FhirClient (and Session) per allowlisted FHIR server, shared by the worker's threads."""
+    """One FhirClient (Session, threads) per allowlisted FHIR server, shared by the worker's threads,
+    and the worker's byte budget that all their calls share."""
+
+    MAX_SERVERS = 64  # with '*' (development only) every fhirServer gets a client: not without end
 
     def __init__(self, allowlist: tuple[str, ...], settings: FhirSettings):
         self._allow_any = "*" in allowlist
@@ -306,18 +371,25 @@ class FhirClients:
         self._settings = settings
         self._clients: dict[str, FhirClient] = {}
         self._lock = threading.Lock()
+        self.worker_bytes = WorkerBytes(settings.max_worker_bytes)
 
     def allowed(self, base_url: str) -> bool:
         return self._allow_any or base_url.rstrip("/") in self._allowlist
 
+    def budget(self) -> CallBudget:
+        """A new call's deadline and byte budget (starting now)."""
+        return CallBudget(self._settings.call_deadline, self._settings.max_call_bytes, self.worker_bytes)
+
     def for_server(self, base_url: str) -> FhirClient:
         base_url = base_url.rstrip("/")
         if not self.allowed(base_url):
-            raise FhirNotAllowed(f"fhirServer {base_url} is not on this service's allowlist (RPL_FHIR_SERVER_ALLOWLIST)")
+            raise FhirNotAllowed(f"fhirServer {base_url[:200]} is not on this service's allowlist (RPL_FHIR_SERVER_ALLOWLIST)")
         with self._lock:
             client = self._clients.get(base_url)
             if client is None:
-                client = self._clients[base_url] = FhirClient(base_url, self._settings)
+                if len(self._clients) >= self.MAX_SERVERS:
+                    raise FhirNotAllowed(f"more than {self.MAX_SERVERS} different fhirServers in this worker")
+                client = self._clients[base_url] = FhirClient(base_url, self._settings, worker_bytes=self.worker_bytes)
             return client
 
     def close(self) -> None:

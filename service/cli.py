@@ -107,6 +107,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from . import create_app
     from .config import ConfigError, load_settings
+    from .replay import in_memory_database
 
     try:
         settings = load_settings()
@@ -117,9 +118,10 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"WARNING: --threads {args.threads} is not above RPL_FHIR_MAX_CALLS_PER_SERVER "
               f"({settings.fhir_max_calls_per_server}): calls waiting on one slow FHIR server can hold every "
               "thread of a worker, and /healthz and other servers' calls wait.", file=sys.stderr)
-    if getattr(settings, "auth_enabled", False) and not getattr(settings, "replay_cache_url", "") and args.workers > 1:
-        print(f"WARNING: {args.workers} workers keep separate JWT replay memories: a replayed token can pass on "
-              "another worker. Set RPL_REPLAY_CACHE_URL=redis://... or use --workers 1.", file=sys.stderr)
+    if settings.auth_enabled and not settings.replay_cache_url and args.workers > 1 and in_memory_database(settings.database_url):
+        print(f"WARNING: {args.workers} workers keep separate JWT replay memories with an in-memory database: a "
+              "replayed token can pass on another worker. Use a database file, RPL_REPLAY_CACHE_URL=redis://... "
+              "or --workers 1.", file=sys.stderr)
 
     class Server(BaseApplication):
         def load_config(self) -> None:

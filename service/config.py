@@ -150,7 +150,7 @@ class Settings(BaseSettings):
     auth_max_token_age_seconds: int = Field(3600, ge=60, le=86_400, description="Longest JWT lifetime (exp - iat) accepted.")
     auth_jwks_cache_seconds: int = Field(300, ge=0, le=86_400, description="Seconds a fetched JWK Set is kept.")
     auth_jwks_timeout: float = Field(5.0, gt=0, le=60, description="Seconds to connect to, and to read, a JWK Set URL.")
-    replay_cache_url: str = Field("", description="Where used JWT ids are remembered: empty = in this process; redis://host:6379/0 = shared by all workers.")
+    replay_cache_url: str = Field("", description="Where used JWT ids are remembered: empty = in the feedback database (RPL_DATABASE_URL), shared by every worker and instance on it; redis://host:6379/0 = in Redis.")
     max_bundle_entries: int = Field(10_000, ge=1, description="Most entries in a Bundle of the request (draftOrders, prefetch); 400 above.")
     max_json_depth: int = Field(64, ge=8, le=500, description="Deepest JSON nesting accepted in a request body; 400 above.")
     max_string_length: int = Field(100_000, ge=1_000, description="Longest JSON string accepted in a request body; 400 above.")

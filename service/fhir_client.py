@@ -69,7 +69,9 @@ class FhirSettings:
     call_deadline: float = 8.0  # seconds for all the FHIR reads of one hook call, retries included
     max_call_bytes: int = 20_000_000  # bytes of FHIR answers one call may read
     max_worker_bytes: int = 40_000_000  # bytes of FHIR answers the calls of one worker may hold at once
-    max_calls_per_server: int = 4  # calls of one worker reading from one server at once; more get 412 at once
+    max_calls_per_server: int = 4  # calls of one worker reading from one server at once; more get 412 soon
+    slot_wait: float = 0.5  # seconds a call waits for one of those: a burst on a healthy server passes,
+    # while the threads of calls waiting on a hanging one are given back well within a second (/healthz)
     threads_per_call: int = 8  # reads of one call in parallel (a call has 8 prefetch keys)
 
 
@@ -183,11 +185,11 @@ class FhirClient:
         return CallBudget(self.settings.call_deadline, self.settings.max_call_bytes, self.worker_bytes)
 
     @contextmanager
-    def call_slot(self) -> Iterator[None]:
-        """One of the calls that may wait on this server at once, or FhirBusy at once: a hanging
-        server holds at most max_calls_per_server request threads of a worker, and the others
-        stay free for other servers' calls and /healthz."""
-        if not self._calls.acquire(blocking=False):
+    def call_slot(self, budget: CallBudget) -> Iterator[None]:
+        """One of the calls that may read from this server at once, or FhirBusy after a short
+        wait: a hanging server holds at most max_calls_per_server request threads of a worker
+        for long, and the others stay free for other servers' calls and /healthz."""
+        if not self._calls.acquire(timeout=min(self.settings.slot_wait, budget.left())):
             raise FhirBusy(f"{self.settings.max_calls_per_server} calls of this worker are reading from this FHIR "
                            "server already (RPL_FHIR_MAX_CALLS_PER_SERVER)")
         try:

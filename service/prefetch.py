@@ -112,7 +112,7 @@ def resolve(
     errors = []
     try:
         client = clients.for_server(fhir_server)
-        with client.call_slot():
+        with client.call_slot(budget):
             futures = {item.key: client.executor.submit(_fetch_one, client, item, token, budget) for item in fetches}
             wait(futures.values(), timeout=budget.left())
             if not all(future.done() for future in futures.values()):

@@ -205,7 +205,7 @@ def test_a_hanging_server_holds_only_its_own_calls_and_no_more_of_them_than_allo
     stuck = [pool.submit(app.test_client().post, PATH, json=missing_observations(hanging.base)) for _ in range(2)]
     for _ in stuck:  # both calls are reading from the hanging server
         assert hanging.connected.acquire(timeout=GUARD)
-    # a third call to the hanging server is refused at once, not queued behind the two...
+    # a third call to the hanging server is refused after a short wait, not queued behind the two...
     refused = app.test_client().post(PATH, json=missing_observations(hanging.base))
     assert refused.status_code == 412
     # ...and a call to the healthy server is answered, while the other two still hang
@@ -290,7 +290,7 @@ def test_under_gunicorn_a_hanging_server_leaves_healthz_and_other_servers_free(t
         for _ in range(4):  # RPL_FHIR_MAX_CALLS_PER_SERVER calls reading from the hanging server...
             assert hanging.connected.acquire(timeout=GUARD)
         refused: list = []
-        while len(refused) < 2:  # ...and the other two answered 412 at once
+        while len(refused) < 2:  # ...and the other two answered 412 after a short wait
             ended, _ = wait([call for call in calls if call not in refused], timeout=GUARD, return_when=FIRST_COMPLETED)
             assert ended
             refused += ended

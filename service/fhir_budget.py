@@ -93,6 +93,13 @@ class CallBudget:
                                      "already (RPL_FHIR_MAX_WORKER_BYTES)")
             self.used += n
 
+    def give(self, n: int) -> None:
+        """n bytes taken are not held after all (a read that failed)."""
+        with self._lock:
+            n = min(n, self.used)
+            self.used -= n
+        self._worker.give(n)
+
     def release(self) -> None:
         """The call is over: its bytes are no longer held (idempotent)."""
         with self._lock:

@@ -67,8 +67,8 @@ class FhirSettings:
     retries: int
     gzip: bool = False
     call_deadline: float = 8.0  # seconds for all the FHIR reads of one hook call, retries included
-    max_call_bytes: int = 20_000_000  # bytes of FHIR answers one call may read
-    max_worker_bytes: int = 40_000_000  # bytes of FHIR answers the calls of one worker may hold at once
+    max_call_bytes: int = 10_000_000  # bytes of FHIR answers one call may read
+    max_worker_bytes: int = 20_000_000  # bytes of FHIR answers the calls of one worker may hold at once
     max_calls_per_server: int = 4  # calls of one worker reading from one server at once; more get 412 soon
     slot_wait: float = 0.5  # seconds a call waits for one of those: a burst on a healthy server passes,
     # while the threads of calls waiting on a hanging one are given back well within a second (/healthz)
@@ -307,18 +307,33 @@ class FhirClient:
         declared = response.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > limit:
             raise FhirError("the FHIR response is larger than allowed")
+        # The bytes count against the call's and the worker's budget until the call ends (the
+        # parsed answer lives as long), or until this read fails. A declared length is taken
+        # whole before reading: concurrent calls that each got part of the worker's budget
+        # would otherwise all fail, where some can finish.
+        taken = int(declared) if declared and declared.isdigit() else 0
+        budget.take(taken)
         body = bytearray()
-        for chunk in response.iter_content(chunk_size=65536):
-            budget.take(len(chunk))  # counted until the call ends: the parsed answer lives as long
-            body.extend(chunk)
-            if len(body) > limit:
-                raise FhirError("the FHIR response is larger than allowed")
         try:
-            data = orjson.loads(body)  # strict JSON: no NaN or Infinity
-        except (ValueError, UnicodeDecodeError):
-            raise FhirError("the FHIR server did not return JSON") from None
-        if not isinstance(data, dict):
-            raise FhirError("the FHIR server did not return a resource")
+            for chunk in response.iter_content(chunk_size=65536):
+                body.extend(chunk)
+                if len(body) > limit:
+                    raise FhirError("the FHIR response is larger than allowed")
+                if len(body) > taken:
+                    budget.take(len(body) - taken)
+                    taken = len(body)
+            try:
+                data = orjson.loads(body)  # strict JSON: no NaN or Infinity
+            except (ValueError, UnicodeDecodeError):
+                raise FhirError("the FHIR server did not return JSON") from None
+            if not isinstance(data, dict):
+                raise FhirError("the FHIR server did not return a resource")
+        except BaseException:
+            # Freed now: the traceback keeps this frame, and with it the buffer, alive in a
+            # reference cycle until the cyclic collector runs, which tune_gc makes rare.
+            body.clear()
+            budget.give(taken)
+            raise
         return data
 
 

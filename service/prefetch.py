@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from concurrent.futures import wait
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,7 +109,8 @@ def resolve(
     if not fhir_server:
         raise PrefetchUnavailable(f"prefetch is missing {keys} and the request has no fhirServer to fetch it from")
     budget = budget or clients.budget()
-    errors = []
+    errors: list[str] = []
+    futures: dict[str, Future] = {}
     try:
         client = clients.for_server(fhir_server)
         with client.call_slot(budget):
@@ -129,6 +130,8 @@ def resolve(
         errors.append(str(exc))
     if errors:
         _log_failure(keys, errors)
+        at_hand.clear()  # the answers that did come: not kept alive by the 412's traceback
+        futures.clear()
         raise PrefetchUnavailable(DATA_NOT_AVAILABLE)
     return at_hand
 

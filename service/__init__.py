@@ -58,6 +58,7 @@ def create_app(
                 max_call_bytes=settings.fhir_max_call_bytes,
                 max_worker_bytes=settings.fhir_max_worker_bytes,
                 max_calls_per_server=settings.fhir_max_calls_per_server,
+                max_calls_per_worker=settings.fhir_max_calls_per_worker,
             ),
         ),
         feedback=FeedbackStore(settings.database_url),

@@ -23,8 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--workers", type=int, default=2)
     serve.add_argument("--threads", type=int, default=8,
-                       help="threads per worker; more than RPL_FHIR_MAX_CALLS_PER_SERVER (4), so that calls "
-                            "waiting on one slow FHIR server leave threads for the others and /healthz")
+                       help="threads per worker; more than RPL_FHIR_MAX_CALLS_PER_WORKER (6), so that calls "
+                            "waiting on slow FHIR servers leave threads for the others and /healthz")
 
     demo = commands.add_parser("demo", help="send the example requests to a running service and print the cards")
     demo.add_argument("--url", default="http://127.0.0.1:8080", help="base URL of the running service")
@@ -114,10 +114,11 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    if args.threads <= settings.fhir_max_calls_per_server:
-        print(f"WARNING: --threads {args.threads} is not above RPL_FHIR_MAX_CALLS_PER_SERVER "
-              f"({settings.fhir_max_calls_per_server}): calls waiting on one slow FHIR server can hold every "
-              "thread of a worker, and /healthz and other servers' calls wait.", file=sys.stderr)
+    if args.threads <= max(settings.fhir_max_calls_per_server, settings.fhir_max_calls_per_worker):
+        print(f"WARNING: --threads {args.threads} is not above RPL_FHIR_MAX_CALLS_PER_WORKER "
+              f"({settings.fhir_max_calls_per_worker}) and RPL_FHIR_MAX_CALLS_PER_SERVER "
+              f"({settings.fhir_max_calls_per_server}): calls waiting on slow FHIR servers can hold every "
+              "thread of a worker, and /healthz and other calls wait.", file=sys.stderr)
     if settings.auth_enabled and not settings.replay_cache_url and args.workers > 1 and in_memory_database(settings.database_url):
         print(f"WARNING: {args.workers} workers keep separate JWT replay memories with an in-memory database: a "
               "replayed token can pass on another worker. Use a database file, RPL_REPLAY_CACHE_URL=redis://... "

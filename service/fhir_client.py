@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -70,6 +71,7 @@ class FhirSettings:
     max_call_bytes: int = 10_000_000  # bytes of FHIR answers one call may read
     max_worker_bytes: int = 20_000_000  # bytes of FHIR answers the calls of one worker may hold at once
     max_calls_per_server: int = 4  # calls of one worker reading from one server at once; more get 412 soon
+    max_calls_per_worker: int = 6  # calls of one worker reading from any servers at once (several hanging)
     slot_wait: float = 0.5  # seconds a call waits for one of those: a burst on a healthy server passes,
     # while the threads of calls waiting on a hanging one are given back well within a second (/healthz)
     threads_per_call: int = 8  # reads of one call in parallel (a call has 8 prefetch keys)
@@ -168,7 +170,7 @@ class FhirClient:
     """Reads and searches one FHIR server with one Session."""
 
     def __init__(self, base_url: str, settings: FhirSettings, session: requests.Session | None = None,
-                 worker_bytes: WorkerBytes | None = None):
+                 worker_bytes: WorkerBytes | None = None, worker_calls: threading.Semaphore | None = None):
         self.base = ServerBase.of(base_url.rstrip("/") + "/")
         self.base_url = self.base.url
         self.settings = settings
@@ -180,20 +182,29 @@ class FhirClient:
         self.executor = ThreadPoolExecutor(max_workers=settings.max_calls_per_server * settings.threads_per_call,
                                            thread_name_prefix="fhir")
         self._calls = threading.BoundedSemaphore(settings.max_calls_per_server)
+        self._worker_calls = worker_calls or threading.BoundedSemaphore(settings.max_calls_per_worker)
 
     def budget(self) -> CallBudget:
         return CallBudget(self.settings.call_deadline, self.settings.max_call_bytes, self.worker_bytes)
 
     @contextmanager
     def call_slot(self, budget: CallBudget) -> Iterator[None]:
-        """One of the calls that may read from this server at once, or FhirBusy after a short
-        wait: a hanging server holds at most max_calls_per_server request threads of a worker
-        for long, and the others stay free for other servers' calls and /healthz."""
-        if not self._calls.acquire(timeout=min(self.settings.slot_wait, budget.left())):
+        """A turn to read from this server, or FhirBusy after a short wait: a hanging server
+        holds at most max_calls_per_server request threads of a worker for long, and hanging
+        servers together at most max_calls_per_worker; the other threads stay free for other
+        servers' calls and /healthz."""
+        until = time.monotonic() + min(self.settings.slot_wait, budget.left())
+        if not self._calls.acquire(timeout=until - time.monotonic()):
             raise FhirBusy(f"{self.settings.max_calls_per_server} calls of this worker are reading from this FHIR "
                            "server already (RPL_FHIR_MAX_CALLS_PER_SERVER)")
         try:
-            yield
+            if not self._worker_calls.acquire(timeout=max(0.0, until - time.monotonic())):
+                raise FhirBusy(f"{self.settings.max_calls_per_worker} calls of this worker are reading from FHIR "
+                               "servers already (RPL_FHIR_MAX_CALLS_PER_WORKER)")
+            try:
+                yield
+            finally:
+                self._worker_calls.release()
         finally:
             self._calls.release()
 
@@ -389,6 +400,7 @@ class FhirClients:
         self._clients: dict[str, FhirClient] = {}
         self._lock = threading.Lock()
         self.worker_bytes = WorkerBytes(settings.max_worker_bytes)
+        self._worker_calls = threading.BoundedSemaphore(settings.max_calls_per_worker)
 
     def allowed(self, base_url: str) -> bool:
         return self._allow_any or base_url.rstrip("/") in self._allowlist
@@ -406,7 +418,8 @@ class FhirClients:
             if client is None:
                 if len(self._clients) >= self.MAX_SERVERS:
                     raise FhirNotAllowed(f"more than {self.MAX_SERVERS} different fhirServers in this worker")
-                client = self._clients[base_url] = FhirClient(base_url, self._settings, worker_bytes=self.worker_bytes)
+                client = self._clients[base_url] = FhirClient(base_url, self._settings, worker_bytes=self.worker_bytes,
+                                                              worker_calls=self._worker_calls)
             return client
 
     def close(self) -> None:

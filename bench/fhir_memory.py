@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import requests
-from tests.builders import bundle, hook_request, prefetch, tsh
+from tests.builders import bundle, hook_request, tsh
 
 SIZE = int(sys.argv[1]) if len(sys.argv) > 1 else 30_000_000
 one = tsh(2.0, date="2026-10-01")

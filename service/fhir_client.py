@@ -165,7 +165,6 @@ def _where(scheme: str, host: str, port: int | None) -> str:
     return f"{scheme}://{host[:100]}:{port}"
 
 
-
 class FhirClient:
     """Reads and searches one FHIR server with one Session."""
 

@@ -15,7 +15,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from service.replay import MemoryReplayCache, ReplayCacheUnavailable, SqlReplayCache, build_replay_cache, used_jti_table
+from service.replay import MemoryReplayCache, SqlReplayCache, build_replay_cache, used_jti_table
 from tests.fhir_server import free_port
 from tests.test_auth import DISCOVERY, ISS, assert_refused, auth_settings, call, close, issuer, new_app, token
 from tests.test_feedback_postgres import postgres_url  # noqa: F401 (the fixture)

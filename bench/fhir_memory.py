@@ -7,7 +7,7 @@
 A FHIR stub answers Observation and Condition searches with a Bundle of TSH results of about
 the given size (others with an empty Bundle); one `rpl-cds serve` worker gets rounds of 8
 concurrent patient-view calls without prefetch, and its VmRSS/VmHWM is printed after each.
-All 8 calls may read at once (RPL_FHIR_MAX_CALLS_PER_SERVER=8, a 60 s deadline). Extra
+All 8 calls may read at once (RPL_FHIR_MAX_CALLS_PER_SERVER and _PER_WORKER 8, a 60 s deadline). Extra
 arguments are RPL_ settings, e.g. RPL_FHIR_MAX_WORKER_BYTES=40000000.
 """
 import json, os, sys, tempfile, threading, time, subprocess
@@ -44,7 +44,7 @@ base = f"http://127.0.0.1:{srv.server_port}/fhir"
 tmp = Path(tempfile.mkdtemp(prefix="rpl-cds-memory-"))
 env = {k: v for k, v in os.environ.items() if not k.startswith("RPL_")}
 env.update(RPL_AUTH_ENABLED="false", RPL_FHIR_SERVER_ALLOWLIST=base, RPL_DATABASE_URL=f"sqlite:///{tmp}/f.sqlite3",
-           RPL_FHIR_CALL_DEADLINE_SECONDS="60", RPL_FHIR_MAX_CALLS_PER_SERVER="8", **dict(a.split("=",1) for a in sys.argv[2:]))
+           RPL_FHIR_CALL_DEADLINE_SECONDS="60", RPL_FHIR_MAX_CALLS_PER_SERVER="8", RPL_FHIR_MAX_CALLS_PER_WORKER="8", **dict(a.split("=",1) for a in sys.argv[2:]))
 
 from tests.fhir_server import free_port
 port = free_port()

@@ -128,7 +128,7 @@ class Settings(BaseSettings):
     fhir_max_call_bytes: int = Field(10_000_000, ge=1_000, description="Bytes of FHIR answers one hook call may read in all; 412 above.")
     fhir_max_worker_bytes: int = Field(20_000_000, ge=1_000, description="Bytes of FHIR answers the calls of one worker process may hold at once; a call that would go over gets 412.")
     fhir_max_calls_per_worker: int = Field(6, ge=1, le=256, description="Calls of one worker reading from any FHIR servers at once; another waits at most 0.5 s for a turn, then gets 412, so that several hanging servers together cannot hold every thread. Keep it under --threads.")
-    fhir_max_calls_per_server: int = Field(4, ge=1, le=64, description="Calls of one worker reading from one FHIR server at once; another waits at most 0.5 s for a turn, then gets 412, so a hanging server cannot hold every thread. Keep it under --threads.")
+    fhir_max_calls_per_server: int = Field(2, ge=1, le=64, description="Calls of one worker reading from one FHIR server at once; another waits at most 0.5 s for a turn, then gets 412, so a hanging server cannot hold every thread. Keep it under --threads.")
 
     # -- clinical ---------------------------------------------------------------
     language: Literal["nl", "en"] = Field("nl", description="Card language when the call has no usable Accept-Language.")

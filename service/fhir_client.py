@@ -70,7 +70,7 @@ class FhirSettings:
     call_deadline: float = 8.0  # seconds for all the FHIR reads of one hook call, retries included
     max_call_bytes: int = 10_000_000  # bytes of FHIR answers one call may read
     max_worker_bytes: int = 20_000_000  # bytes of FHIR answers the calls of one worker may hold at once
-    max_calls_per_server: int = 4  # calls of one worker reading from one server at once; more get 412 soon
+    max_calls_per_server: int = 2  # calls of one worker reading from one server at once; more get 412 soon
     max_calls_per_worker: int = 6  # calls of one worker reading from any servers at once (several hanging)
     slot_wait: float = 0.5  # seconds a call waits for one of those: a burst on a healthy server passes,
     # while the threads of calls waiting on a hanging one are given back well within a second (/healthz)

@@ -292,12 +292,15 @@ def test_a_budget_refuses_bytes_over_either_limit_and_counts_nothing_it_refused(
 
 # -- as deployed: gunicorn, one worker of 8 threads -----------------------------------------------------
 def test_under_gunicorn_a_hanging_server_leaves_healthz_and_other_servers_free(tmp_path, slow_servers, healthy):
+    """The default settings: 8 calls to a hanging server at once, as many as a worker has threads."""
     import os
 
     import requests
 
+    from service.config import Settings
     from tests.serve import rpl_cds_serve
 
+    per_server = Settings.model_fields["fhir_max_calls_per_server"].default
     hanging = slow_servers(hang)
     home = tmp_path / "home"
     home.mkdir()
@@ -306,23 +309,23 @@ def test_under_gunicorn_a_hanging_server_leaves_healthz_and_other_servers_free(t
                RPL_DATABASE_URL=f"sqlite:///{tmp_path / 'feedback.sqlite3'}", RPL_FHIR_RETRIES="0",
                RPL_FHIR_CALL_DEADLINE_SECONDS=str(GUARD), RPL_FHIR_READ_TIMEOUT=str(GUARD))
     with rpl_cds_serve(env, tmp_path, workers=1) as (url, _out, _err), requests.Session() as session:
-        pool = ThreadPoolExecutor(6)
+        pool = ThreadPoolExecutor(8)
         post = lambda base: requests.post(f"{url}{PATH}", json=missing_observations(base), timeout=GUARD * 2)  # noqa: E731
-        calls = [pool.submit(post, hanging.base) for _ in range(6)]
-        for _ in range(4):  # RPL_FHIR_MAX_CALLS_PER_SERVER calls reading from the hanging server...
+        calls = [pool.submit(post, hanging.base) for _ in range(8)]
+        for _ in range(per_server):  # RPL_FHIR_MAX_CALLS_PER_SERVER calls reading from the hanging server...
             assert hanging.connected.acquire(timeout=GUARD)
         refused: list = []
-        while len(refused) < 2:  # ...and the other two answered 412 after a short wait
+        while len(refused) < 8 - per_server:  # ...and the others answered 412 after a short wait
             ended, _ = wait([call for call in calls if call not in refused], timeout=GUARD, return_when=FIRST_COMPLETED)
             assert ended
             refused += ended
-        assert [call.result().status_code for call in refused] == [412, 412]
+        assert {call.result().status_code for call in refused} == {412}
         stuck = [call for call in calls if call not in refused]
         assert session.get(f"{url}/healthz", timeout=GUARD).status_code == 200
         answered = session.post(f"{url}{PATH}", json=missing_observations(healthy), timeout=GUARD)
         assert answered.status_code == 200, answered.text
-        assert len(stuck) == 4 and not any(call.done() for call in stuck)
+        assert len(stuck) == per_server and not any(call.done() for call in stuck)
         hanging.close()
-        assert [call.result(timeout=GUARD).status_code for call in stuck] == [412] * 4
+        assert [call.result(timeout=GUARD).status_code for call in stuck] == [412] * per_server
         pool.shutdown()
     assert not (home / ".gunicorn").exists()  # no control socket shared by every instance of the user

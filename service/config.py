@@ -169,6 +169,10 @@ class Settings(BaseSettings):
         for url in value:
             if url != "*" and not url.startswith(("http://", "https://")):
                 raise ValueError(f"{url!r} is not an http(s) URL")
+            parts = urlsplit(url)
+            if url != "*" and ("@" in parts.netloc or parts.query or parts.fragment or "\\" in url):
+                # every URL fetched must share its scheme, host, port and base path (issue #13)
+                raise ValueError(f"{url!r} must be a plain base URL: no user, query, fragment or backslash")
         return tuple(u.rstrip("/") for u in value)
 
     @field_validator("auth_issuers", mode="before")

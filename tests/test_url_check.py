@@ -284,3 +284,12 @@ def test_urls_off_the_server_or_its_base_path_are_refused(url):
 def test_a_fhir_server_base_that_is_no_plain_http_base_url_is_refused(base):
     with pytest.raises(FhirNotAllowed):
         ServerBase.of(base)
+
+
+@pytest.mark.parametrize("allowlist", ["https://u:p@fhir.example.org/r4", "https://fhir.example.org/r4?x=1",
+                                       "https://fhir.example.org/r4#f", "https://fhir.example.org\\@evil/r4"])
+def test_an_allowlist_entry_that_is_no_plain_base_url_stops_the_start(allowlist):
+    from service.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match="RPL_FHIR_SERVER_ALLOWLIST"):
+        load_settings(fhir_server_allowlist=allowlist, auth_enabled=False, database_url="sqlite://")

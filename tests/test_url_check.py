@@ -293,3 +293,19 @@ def test_an_allowlist_entry_that_is_no_plain_base_url_stops_the_start(allowlist)
 
     with pytest.raises(ConfigError, match="RPL_FHIR_SERVER_ALLOWLIST"):
         load_settings(fhir_server_allowlist=allowlist, auth_enabled=False, database_url="sqlite://")
+
+
+def test_with_any_server_allowed_a_worker_keeps_clients_for_a_bounded_number_of_servers():
+    """'*' (development only) makes a client, with its Session and threads, per fhirServer named."""
+    from service.fhir_client import FhirClients, FhirSettings
+
+    clients = FhirClients(("*",), FhirSettings(connect_timeout=1, read_timeout=1, max_pages=1,
+                                                max_response_bytes=1000, retries=0))
+    with pytest.raises(FhirNotAllowed, match="without user"):
+        clients.for_server("https://user@fhir0.example.org/r4")  # userinfo: never, even with '*'
+    for n in range(FhirClients.MAX_SERVERS):
+        clients.for_server(f"https://fhir{n}.example.org/r4")
+    assert clients.for_server("https://fhir0.example.org/r4/")  # a known one still
+    with pytest.raises(FhirNotAllowed, match="different fhirServers"):
+        clients.for_server("https://one-more.example.org/r4")
+    clients.close()

@@ -29,11 +29,12 @@ def served(tmp_path_factory):
         yield url, out, err
 
 
-def send(url: str, raw_body: bytes, path: str = PATH) -> tuple[int, bytes]:
-    """POST with Transfer-Encoding: chunked and the body exactly as given; (status, whole answer)."""
+def send(url: str, raw_body: bytes, path: str = PATH, framing: bytes = b"Transfer-Encoding: chunked\r\n") -> tuple[int, bytes]:
+    """POST with Transfer-Encoding: chunked (or the framing headers given) and the body exactly as
+    given; (status, whole answer)."""
     host, port = url.removeprefix("http://").split(":")
     head = (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-            "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n").encode()
+            "Connection: close\r\n").encode() + framing + b"\r\n"
     with socket.create_connection((host, int(port)), timeout=30) as connection:
         connection.sendall(head + raw_body)
         connection.shutdown(socket.SHUT_WR)
@@ -71,6 +72,20 @@ def test_a_malformed_chunked_body_is_400_not_500(served, raw):
     status, answer = send(served[0], raw)
     assert status in (400, 413), answer
     assert b"Traceback" not in answer
+
+
+@pytest.mark.parametrize("framing,raw", [
+    (b"Transfer-Encoding: gzip, chunked\r\n", b"2\r\n{}\r\n0\r\n\r\n"),
+    (b"Transfer-Encoding: chunked, chunked\r\n", b"2\r\n{}\r\n0\r\n\r\n"),
+    (b"Transfer-Encoding: chunked\r\nContent-Length: 2\r\n", b"2\r\n{}\r\n0\r\n\r\n"),
+    (b"Transfer-Encoding: chunked\r\n", b"2\r\n{}\r\n"),          # no last chunk
+    (b"Transfer-Encoding: chunked\r\n", b"2\n{}\n0\n\n"),          # LF without CR
+    (b"Content-Length: 2\r\nContent-Length: 3\r\n", b"{}x"),
+    (b"Content-Length: -1\r\n", b"{}"),
+])
+def test_other_broken_framings_are_4xx(served, framing, raw):
+    status, answer = send(served[0], raw, framing=framing)
+    assert 400 <= status < 500, answer
 
 
 def test_a_chunked_body_over_the_limit_is_413_even_if_its_start_is_a_valid_request(served):

@@ -138,7 +138,7 @@ def call_service(service_id: str):
     values = list(data.values())
     # Medications the orders reference but neither prefetch nor draftOrders carried (service/medications.py).
     medications = referenced_medications(context.patientId, data, draft_orders, hook_request.fhirServer, token,
-                                         rt.fhir_clients, rt.executor)
+                                         rt.fhir_clients, g.fhir_budget)
     if medications is not None:
         values.append(medications)
     try:

@@ -5,8 +5,8 @@ in MedicationStatement) to a separate Medication resource. The prefetch
 templates ask for them (``_include=MedicationRequest:medication``); a
 Medication contained in the order, or sent in the draftOrders Bundle, is used
 as it is. What is still missing is read here from the call's fhirServer,
-through the same client (allowlist, timeouts, size limit, token) as the
-prefetch, in parallel.
+through the same client (allowlist, URL checks, the call's deadline and byte
+budget, token) as the prefetch, in parallel.
 
 A Medication that cannot be had (no fhirServer, not found, the server
 unreachable or refusing) leaves its order unknown: the facts list it in
@@ -20,12 +20,13 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Mapping
-from concurrent.futures import Executor
+from concurrent.futures import wait
 from typing import Any
 
 from fhir_mappings.orders import medication_key
 from fhir_mappings.record import resources_in, subject_id
 
+from .fhir_budget import CallBudget
 from .fhir_client import FhirClients, FhirError
 
 log = logging.getLogger(__name__)
@@ -70,33 +71,37 @@ def fetch_medications(
     fhir_server: str | None,
     token: str | None,
     clients: FhirClients,
-    executor: Executor,
+    budget: CallBudget | None = None,
 ) -> dict[str, Any] | None:
-    """A collection Bundle of the Medications read from fhirServer; None when nothing was read."""
+    """A collection Bundle of the Medications read from fhirServer, in parallel on the server's
+    own threads and within the call's budget (deadline, bytes; service/fhir_budget.py) as the
+    prefetch's reads; None when nothing was read."""
     if not references or not fhir_server:
         return None
+    wanted = references[:MAX_READS]
+    budget = budget or clients.budget()
+    found: list[Mapping[str, Any]] = []
     try:
         client = clients.for_server(fhir_server)
+        with client.call_slot(budget):
+            futures = [(ref, client.executor.submit(client.read, ref, token, budget)) for ref in wanted]
+            wait([f for _, f in futures], timeout=budget.left())
+            if not all(f.done() for _, f in futures):
+                budget.expire()  # cuts the reads still running
+            for ref, future in futures:
+                if future.cancel() or not future.done():
+                    continue
+                try:
+                    medication = future.result()
+                except FhirError:
+                    continue
+                # A 404/410 gives None; anything but the Medication asked for is not used.
+                if isinstance(medication, dict) and f"{medication.get('resourceType')}/{medication.get('id')}" == ref:
+                    found.append(medication)
     except FhirError as exc:
         log.warning("referenced Medications not read: %s", exc)
-        return None
-    futures = [(ref, executor.submit(client.read, ref, token)) for ref in references[:MAX_READS]]
-    found: list[Mapping[str, Any]] = []
-    failed = 0
-    for ref, future in futures:
-        try:
-            medication = future.result()
-        except FhirError:
-            failed += 1
-            continue
-        # A 404/410 gives None; anything but the Medication asked for is not used.
-        if isinstance(medication, dict) and f"{medication.get('resourceType')}/{medication.get('id')}" == ref:
-            found.append(medication)
-        else:
-            failed += 1
-    if failed or len(references) > MAX_READS:
-        log.warning("%d of %d referenced Medications could not be read", failed + max(len(references) - MAX_READS, 0),
-                    len(references))
+    if len(found) < len(references):
+        log.warning("%d of %d referenced Medications could not be read", len(references) - len(found), len(references))
     if not found:
         return None
     return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": m} for m in found]}
@@ -109,8 +114,8 @@ def referenced_medications(
     fhir_server: str | None,
     token: str | None,
     clients: FhirClients,
-    executor: Executor,
+    budget: CallBudget | None = None,
 ) -> dict[str, Any] | None:
     """The Medications the call's orders reference and its data lacks, read from fhirServer."""
     missing = missing_medications(patient_id, data.values(), draft_orders, fhir_server)
-    return fetch_medications(missing, fhir_server, token, clients, executor) if missing else None
+    return fetch_medications(missing, fhir_server, token, clients, budget) if missing else None

@@ -121,8 +121,19 @@ def call_service(service_id: str):
         raise ApiError(400, str(exc)) from None
     drafts = evaluate(facts, RuleContext(hook=service.hook, orders=OrderBuilder(rt.valuesets, context.patientId)))
     translate = Translator(rt.translations[_language(rt)])
-    cards = [render_card(d, translate, rt.new_uuid) for d in drafts]
-    g.audit["cards"] = [d.rec_id for d in drafts]
+    cards = rt.governance.issue(  # recorded; silent and suppressed ones held back
+        service_id=service_id,
+        hook=service.hook.value,
+        drafts=drafts,
+        cards=[render_card(d, translate, rt.new_uuid) for d in drafts],
+        fhir_server=hook_request.fhirServer,
+        patient_id=context.patientId,
+        iss=g.audit.get("iss"),
+        tenant=g.audit.get("tenant"),
+    )
+    g.audit["cards"] = [c.source.topic.code for c in cards]
+    if len(cards) < len(drafts):
+        g.audit["held_back"] = len(drafts) - len(cards)
     return current_app.response_class(CdsResponse(cards=cards).dump_json(), mimetype="application/json")
 
 
@@ -146,10 +157,12 @@ def feedback(service_id: str):
     except ValidationError as exc:
         raise ApiError(400, validation_messages(exc)) from None
     try:
-        stored = runtime().feedback.add(service_id, items)
+        result = runtime().feedback.add(service_id, items)
     except FeedbackUnavailable:
         raise ApiError(503, "the feedback store is unavailable; nothing was stored, please retry") from None
-    return jsonify({"stored": stored})
+    runtime().metrics.feedback_items([item.outcome for item in items], result.duplicates)
+    # Items sent again are acknowledged (the client may stop resending) but stored once.
+    return jsonify({"stored": result.stored, "duplicates": result.duplicates})
 
 
 @bp.get("/healthz")
@@ -168,8 +181,17 @@ def readyz():
     return response
 
 
+@bp.get("/metrics")
+def metrics():
+    """Prometheus metrics of every worker of this instance (no patient data)."""
+    body, content_type = runtime().metrics.exposition()
+    return current_app.response_class(body, content_type=content_type)
+
+
 # -- authentication and the audit log: every call but the health probes ---------------------
 UNAUDITED = frozenset({"cds.healthz", "cds.readyz"})
+# Not the EHR's: /metrics (operations) and /admin/ (its own credential, service/admin.py) need no EHR JWT.
+NO_EHR_JWT = frozenset({"cds.metrics"})
 
 
 @bp.before_app_request
@@ -183,6 +205,8 @@ def _authenticate():
     if service_id is not None:
         g.audit["service"] = service_id[:100]
     if request.method == "OPTIONS":  # CORS preflight: no token, no data
+        return None
+    if request.endpoint in NO_EHR_JWT or (request.endpoint or "").startswith("admin."):
         return None
     try:
         client = auth.authenticate_request(runtime().settings)
@@ -205,7 +229,12 @@ def _audit_line(response):
     if record is not None:
         started = record.pop("started", None)
         record["status"] = response.status_code
-        if started is not None:
-            record["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        seconds = time.perf_counter() - started if started is not None else None
+        if seconds is not None:
+            record["latency_ms"] = round(seconds * 1000, 2)
+        service = record.get("service", "")
+        if service and service not in runtime().services:
+            service = "unknown"  # a label per made-up id in the URL would grow without bound
+        runtime().metrics.request(record["endpoint"], service, response.status_code, seconds)
         audit.info("call", extra={"audit": record})
     return response

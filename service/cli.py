@@ -100,11 +100,29 @@ def _iso_date(value: str) -> date:
         raise argparse.ArgumentTypeError(f"{value!r} is not a date YYYY-MM-DD") from None
 
 
+def _metrics_per_instance() -> None:
+    """/metrics adds up every gunicorn worker: prometheus_client's multiprocess mode, in a folder of
+    this instance (PROMETHEUS_MULTIPROC_DIR, or a new temporary one), emptied before the workers start."""
+    import os
+    import tempfile
+
+    from prometheus_client import values
+
+    from .metrics import MULTIPROC_ENV, prepare_multiprocess_dir
+
+    folder = os.environ.get(MULTIPROC_ENV) or tempfile.mkdtemp(prefix="rpl-cds-metrics-")
+    prepare_multiprocess_dir(folder)
+    os.environ[MULTIPROC_ENV] = folder
+    # prometheus_client picks its value class when first imported; the workers' metrics are made after this.
+    values.ValueClass = values.get_value_class()
+
+
 def _serve(args: argparse.Namespace) -> int:
     from gunicorn.app.base import BaseApplication
 
     from . import create_app
     from .config import ConfigError, load_settings
+    from .metrics import worker_exit
 
     try:
         settings = load_settings()
@@ -114,6 +132,8 @@ def _serve(args: argparse.Namespace) -> int:
     if getattr(settings, "auth_enabled", False) and not getattr(settings, "replay_cache_url", "") and args.workers > 1:
         print(f"WARNING: {args.workers} workers keep separate JWT replay memories: a replayed token can pass on "
               "another worker. Set RPL_REPLAY_CACHE_URL=redis://... or use --workers 1.", file=sys.stderr)
+
+    _metrics_per_instance()
 
     class Server(BaseApplication):
         def load_config(self) -> None:
@@ -130,6 +150,7 @@ def _serve(args: argparse.Namespace) -> int:
             self.cfg.set("timeout", 30)
             self.cfg.set("accesslog", None)  # the service writes its own JSON audit line per call
             self.cfg.set("errorlog", "-")
+            self.cfg.set("child_exit", lambda _server, worker: worker_exit(worker.pid))
 
         def load(self):
             app = create_app(settings)

@@ -69,6 +69,23 @@ def build_parser() -> argparse.ArgumentParser:
     key.add_argument("--out", metavar="PEM", type=Path, default=Path("rpl-cds-tester-key.pem"),
                      help="where the private key is kept (default: ./rpl-cds-tester-key.pem)")
     key.add_argument("--iss", metavar="ISS", default="rpl-cds-tester", help="iss the key signs as")
+
+    report = commands.add_parser(
+        "report",
+        help="governance report from the feedback database: per recommendation and week, cards shown, silent, "
+             "accepted, overridden (by reason), without feedback",
+    )
+    report.add_argument("--since", type=_iso_date, required=True, help="first day (YYYY-MM-DD, UTC) of cards counted")
+    report.add_argument("--until", type=_iso_date, help="day after the last one counted (default: now)")
+    report.add_argument("--format", choices=("markdown", "csv", "html"), default="markdown")
+    report.add_argument("--output", metavar="FILE", type=Path, help="write to this file instead of standard output")
+    report.add_argument("--database-url", metavar="URL",
+                        help="SQLAlchemy URL of the feedback database (default: RPL_DATABASE_URL or the service's default)")
+
+    purge = commands.add_parser("purge", help="delete issued-card and feedback rows older than N days (retention)")
+    purge.add_argument("--older-than-days", type=int, metavar="N",
+                       help="default: RPL_RETENTION_DAYS (required when that is unset or 0)")
+    purge.add_argument("--database-url", metavar="URL", help="as for report")
     return parser
 
 
@@ -84,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         return _call(args)
     if args.command == "tester-key":
         return _tester_key(args)
+    if args.command == "report":
+        return _report(args)
+    if args.command == "purge":
+        return _purge(args)
     return 2
 
 
@@ -98,6 +119,66 @@ def _iso_date(value: str) -> date:
         return date.fromisoformat(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a date YYYY-MM-DD") from None
+
+
+def _database_url(args: argparse.Namespace) -> str:
+    import os
+
+    from .config import Settings
+
+    return args.database_url or os.environ.get("RPL_DATABASE_URL") or Settings.model_fields["database_url"].default
+
+
+def _report(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    import sqlalchemy as sa
+
+    from .report import build_report, render
+
+    def start_of(day: date) -> datetime:
+        return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+
+    if args.until and args.until <= args.since:
+        print("--until must be after --since", file=sys.stderr)
+        return 2
+    engine = sa.create_engine(_database_url(args))
+    try:
+        report = build_report(engine, start_of(args.since), start_of(args.until) if args.until else None)
+    except sa.exc.SQLAlchemyError as exc:
+        print(f"cannot read the feedback database: {type(exc).__name__}: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    text = render(report, args.format)
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _purge(args: argparse.Namespace) -> int:
+    import os
+
+    import sqlalchemy as sa
+
+    from .feedback import FeedbackStore
+
+    days = args.older_than_days if args.older_than_days is not None else int(os.environ.get("RPL_RETENTION_DAYS") or 0)
+    if days <= 0:
+        print("give --older-than-days N (N >= 1) or set RPL_RETENTION_DAYS", file=sys.stderr)
+        return 2
+    store = FeedbackStore(_database_url(args))
+    try:
+        deleted = store.purge(days)
+    except sa.exc.SQLAlchemyError as exc:
+        print(f"cannot purge the feedback database: {type(exc).__name__}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    print(json.dumps({"older_than_days": days, "deleted": deleted}))
+    return 0
 
 
 def _metrics_per_instance() -> None:

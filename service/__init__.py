@@ -18,6 +18,7 @@ from fhir_mappings.resources import ResourceParser
 from fhir_mappings.valuesets import ValueSetIndex
 
 from . import auth, errors, logs
+from .admin import bp as admin_bp
 from .api import bp
 from .config import Settings, load_settings
 from .feedback import FeedbackStore
@@ -84,4 +85,5 @@ def create_app(
     errors.init_app(app)
     auth.init_app(app, settings)
     app.register_blueprint(bp)
+    app.register_blueprint(admin_bp)  # 404 unless an admin credential is configured
     return app

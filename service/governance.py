@@ -107,8 +107,8 @@ class Governance:
                 self.metrics.card(draft.rec_id, draft.indicator.value, disposition)
         try:
             self.store.record_issued(records)
-        except sa.exc.SQLAlchemyError as exc:
-            # The cards still go out: decision support must not stop when the governance record cannot be written.
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the cards still go out
+            # Decision support must not stop when the governance record cannot be written.
             log.error("issued cards not recorded: %s", type(exc).__name__)
             if self.metrics is not None:
                 self.metrics.record_failed()

@@ -121,3 +121,18 @@ def test_metrics_hold_no_patient_data(client, path):
     body = hook_request("patient-view", losses(2), pid="patient-4711")
     client.post("/cds-services/rpl-patient-view", json=body)
     assert "4711" not in client.get(path).get_data(as_text=True)
+
+
+def test_412_and_5xx_are_counted(client, monkeypatch):
+    body = hook_request("patient-view", losses(2))
+    body.pop("prefetch")  # no prefetch and no fhirServer: the data cannot be had
+    assert client.post("/cds-services/rpl-patient-view", json=body).status_code == 412
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("service.api.evaluate", broken)
+    assert client.post("/cds-services/rpl-patient-view", json=hook_request("patient-view", losses(2))).status_code == 500
+    scraped = samples(client.get("/metrics").get_data(as_text=True))
+    assert value(scraped, "rpl_cds_http_requests_total", endpoint="call_service", service="rpl-patient-view", status="412") == 1
+    assert value(scraped, "rpl_cds_http_requests_total", endpoint="call_service", service="rpl-patient-view", status="500") == 1

@@ -319,3 +319,23 @@ def test_the_jwt_iss_and_tenant_are_recorded_with_each_card(tmp_path):
         assert recorded and {(r.iss, r.tenant) for r in recorded} == {(ISS, "hospital-a")}
     finally:
         close(app)
+
+
+def test_when_another_worker_stored_the_item_first_the_rest_is_still_stored(tmp_path, monkeypatch):
+    """The race between the look-up and the insert: the unique key refuses the copy, the new item goes in."""
+    from service.protocol import FeedbackItem
+
+    store = FeedbackStore(f"sqlite:///{tmp_path / 'race.sqlite3'}")
+    first = FeedbackItem.model_validate(overridden("card-1"))
+    second = FeedbackItem.model_validate(overridden("card-2"))
+    assert store.add("rpl-order-select", [first]).stored == 1
+    # The other worker's row is there, but this worker's look-up did not see it.
+    monkeypatch.setattr(feedback_table.c.dedupe_key, "in_", lambda keys: sa.false())
+    one_by_one = []
+    real = store._add_one_by_one
+    monkeypatch.setattr(store, "_add_one_by_one", lambda *args: one_by_one.append(1) or real(*args))
+    result = store.add("rpl-order-select", [first, second])
+    assert one_by_one == [1]  # the path of the race was taken
+    assert (result.stored, result.duplicates) == (1, 1)
+    assert store.count() == 2
+    store.close()

@@ -188,10 +188,9 @@ def metrics():
     return current_app.response_class(body, content_type=content_type)
 
 
-# -- authentication and the audit log: every call but the health probes ---------------------
-UNAUDITED = frozenset({"cds.healthz", "cds.readyz"})
-# Not the EHR's: /metrics (operations) and /admin/ (its own credential, service/admin.py) need no EHR JWT.
-NO_EHR_JWT = frozenset({"cds.metrics"})
+# -- authentication and the audit log: every call but the health probes and metrics ------------
+# The probes and Prometheus's scrapes (every few seconds) are neither audited nor behind the EHR's JWT.
+UNAUDITED = frozenset({"cds.healthz", "cds.readyz", "cds.metrics"})
 
 
 @bp.before_app_request
@@ -206,7 +205,7 @@ def _authenticate():
         g.audit["service"] = service_id[:100]
     if request.method == "OPTIONS":  # CORS preflight: no token, no data
         return None
-    if request.endpoint in NO_EHR_JWT or (request.endpoint or "").startswith("admin."):
+    if (request.endpoint or "").startswith("admin."):  # its own credential (service/admin.py), not the EHR's
         return None
     try:
         client = auth.authenticate_request(runtime().settings)

@@ -258,6 +258,7 @@ class FeedbackStore:
 
     def recently_overridden(self, patient_hmac: str, since: datetime) -> set[tuple[str, str]]:
         """(topic, facts_hash) of this patient's cards overridden since then (no-repeat-after-override)."""
+        later = feedback_table.alias("later")
         query = (
             sa.select(issued_card_table.c.topic, issued_card_table.c.facts_hash)
             .join(feedback_table, feedback_table.c.card_uuid == issued_card_table.c.card_uuid)
@@ -265,6 +266,12 @@ class FeedbackStore:
                 issued_card_table.c.patient_hmac == patient_hmac,
                 feedback_table.c.outcome == "overridden",
                 feedback_table.c.received_at >= since,
+                # An override the clinician took back (accepted the card afterwards) does not count.
+                ~sa.exists().where(
+                    later.c.card_uuid == feedback_table.c.card_uuid,
+                    later.c.outcome == "accepted",
+                    later.c.outcome_timestamp > feedback_table.c.outcome_timestamp,
+                ),
             )
             .distinct()
         )

@@ -120,3 +120,16 @@ def test_postgresql_stores_replayed_feedback_once_and_records_every_card(tmp_pat
         assert app.extensions["rpl"].feedback.count() == before + 1
     finally:
         app.extensions["rpl"].close()
+
+
+def test_postgresql_holds_back_a_card_overridden_for_the_same_patient(tmp_path, postgres_url):
+    from tests.test_governance import NO_REPEAT, overridden, progesterone_card, send_feedback
+
+    app = create_app(make_settings(tmp_path, database_url=postgres_url, **NO_REPEAT))
+    try:
+        card = progesterone_card(app, 2, pid="pg-patient")
+        send_feedback(app, "order-select", overridden(card["uuid"]))
+        assert progesterone_card(app, 2, pid="pg-patient") is None
+        assert progesterone_card(app, 3, pid="pg-patient") is not None  # the facts changed
+    finally:
+        app.extensions["rpl"].close()

@@ -339,3 +339,11 @@ def test_when_another_worker_stored_the_item_first_the_rest_is_still_stored(tmp_
     assert (result.stored, result.duplicates) == (1, 1)
     assert store.count() == 2
     store.close()
+
+
+def test_an_override_taken_back_by_a_later_accept_does_not_hold_the_card_back(make_app):
+    app = make_app(**NO_REPEAT)
+    card = progesterone_card(app, 2)
+    send_feedback(app, "order-select", overridden(card["uuid"], at="2026-11-23T10:00:00Z"),
+                  accepted(card["uuid"], card["suggestions"][0]["uuid"], at="2026-11-23T10:01:00Z"))
+    assert progesterone_card(app, 2) is not None

@@ -134,6 +134,7 @@ def _report(args: argparse.Namespace) -> int:
 
     import sqlalchemy as sa
 
+    from .feedback import FeedbackStore
     from .report import build_report, render
 
     def start_of(day: date) -> datetime:
@@ -142,14 +143,14 @@ def _report(args: argparse.Namespace) -> int:
     if args.until and args.until <= args.since:
         print("--until must be after --since", file=sys.stderr)
         return 2
-    engine = sa.create_engine(_database_url(args))
+    store = FeedbackStore(_database_url(args))  # a new database gets its (empty) tables: an empty report
     try:
-        report = build_report(engine, start_of(args.since), start_of(args.until) if args.until else None)
+        report = build_report(store.engine, start_of(args.since), start_of(args.until) if args.until else None)
     except sa.exc.SQLAlchemyError as exc:
         print(f"cannot read the feedback database: {type(exc).__name__}: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1
     finally:
-        engine.dispose()
+        store.close()
     text = render(report, args.format)
     if args.output:
         args.output.write_text(text, encoding="utf-8")

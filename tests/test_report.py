@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from service import create_app
 from service.cli import main
 from service.override_reasons import NO_REASON, PROJECT_REASONS
-from service.report import build_report, render
+from service.report import COLUMNS, build_report, render
 from tests import governance_week
 from tests.conftest import TODAY, make_settings
 from tests.test_feedback_postgres import postgres_url  # noqa: F401 - the throw-away PostgreSQL server
@@ -154,3 +154,12 @@ def test_every_override_reason_the_cards_offer_is_in_the_code_table():
     for source in root.glob("*.py"):
         used |= set(re.findall(r'override\(\s*"([a-z0-9-]+)"', source.read_text(encoding="utf-8")))
     assert used and used <= set(PROJECT_REASONS), used - set(PROJECT_REASONS)
+
+
+def test_a_report_of_a_new_database_is_empty(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'new.sqlite3'}"
+    assert main(["report", "--since", "2026-11-16", "--format", "csv", "--database-url", url]) == 0
+    assert capsys.readouterr().out.strip() == ",".join(COLUMNS)
+    assert main(["report", "--since", "2026-11-16", "--format", "html", "--database-url", url,
+                 "--output", str(tmp_path / "r.html")]) == 0
+    assert (tmp_path / "r.html").read_text().count('src="data:image/svg+xml;base64,') == 3

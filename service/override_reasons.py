@@ -38,6 +38,14 @@ PROJECT_REASONS: dict[str, tuple[str, str]] = {
     "ntd-risk": ("Higher risk of neural-tube defects", NOT_APPLICABLE),
     "finding-outdated": ("Finding no longer current (new ultrasound)", NOT_APPLICABLE),
     "finding-incorrect": ("Finding recorded in error", NOT_APPLICABLE),
+    "treated-hypothyroidism": ("Treated hypothyroidism (TSH normal on levothyroxine)", NOT_APPLICABLE),
+    "aps-persistent-apl": ("Antiphospholipid syndrome / persistent antiphospholipid antibodies", NOT_APPLICABLE),
+    # The order names an indication other than preventing miscarriage (catalogue "Order indication").
+    "assisted-reproduction": ("Luteal support or ovulation induction in assisted reproduction", NOT_APPLICABLE),
+    "preeclampsia-prevention": ("Pre-eclampsia prevention", NOT_APPLICABLE),
+    "cardiovascular-prevention": ("Cardiovascular prevention", NOT_APPLICABLE),
+    "immune-thrombocytopenia": ("Immune thrombocytopenia", NOT_APPLICABLE),
+    "autoimmune-disease": ("Autoimmune disease", NOT_APPLICABLE),
     "e8-6b-applies": ("Bleeding before 12 weeks in an intra-uterine pregnancy after 3 or more miscarriages (E8.6b)", NOT_APPLICABLE),
 }
 

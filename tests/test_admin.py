@@ -3,19 +3,38 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
 from service import create_app
 from service.report import build_report
 from tests import governance_week
-from tests.browser import browser, screenshot_on_failure, served  # noqa: F401 - browser is a fixture
+from tests.browser import serve_wsgi  # the browser fixture: tests/conftest.py
 from tests.conftest import TODAY, make_settings
 
 TOKEN = "committee-token-0123456789abcdef"
 USER, PASSWORD = "committee", "a long password"
 SINCE, UNTIL = "2026-11-16", "2026-11-30"
+SCREENSHOTS = Path(__file__).parent.parent / "test-screenshots"
+
+
+@contextmanager
+def screenshot_on_failure(page, name: str) -> Iterator[None]:
+    """A failing browser test leaves a picture of the page in test-screenshots/."""
+    try:
+        yield
+    except BaseException:
+        SCREENSHOTS.mkdir(exist_ok=True)
+        try:
+            page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+            print(f"screenshot of the failure: {SCREENSHOTS / f'{name}.png'}")
+        except Exception as exc:  # noqa: BLE001 - the page may be gone; the original failure matters
+            print(f"no screenshot ({type(exc).__name__})")
+        raise
 
 
 def basic(user: str, password: str) -> dict:
@@ -90,13 +109,13 @@ def test_bad_dates_are_400(make_app):
     assert client.get("/admin/?since=2026-11-30&until=2026-11-01", headers=headers).status_code == 400
 
 
-def test_the_dashboard_in_chromium_shows_the_numbers_and_charts(make_app, browser):  # noqa: F811
+def test_the_dashboard_in_chromium_shows_the_numbers_and_charts(make_app, browser):
     app = make_app(admin_user=USER, admin_password=PASSWORD, silent_recommendations=governance_week.SILENT)
     governance_week.generate(app)
     report = build_report(app.extensions["rpl"].feedback.engine, datetime(2026, 11, 16, tzinfo=timezone.utc),
                           datetime(2026, 11, 30, tzinfo=timezone.utc))
     assert report.rows
-    with served(app) as url:
+    with serve_wsgi(app) as url:
         context = browser.new_context(http_credentials={"username": USER, "password": PASSWORD})
         page = context.new_page()
         try:
@@ -124,9 +143,9 @@ def test_the_dashboard_in_chromium_shows_the_numbers_and_charts(make_app, browse
             context.close()
 
 
-def test_chromium_without_the_credential_gets_no_page(make_app, browser):  # noqa: F811
+def test_chromium_without_the_credential_gets_no_page(make_app, browser):
     app = make_app(admin_token=TOKEN)
-    with served(app) as url:
+    with serve_wsgi(app) as url:
         page = browser.new_page()
         try:
             with screenshot_on_failure(page, "admin-no-credential"):

@@ -87,11 +87,11 @@ class InstrumentedClient:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
 
-    def _timed(self, kind: str, call, *args):
+    def _timed(self, kind: str, call, *args, **kwargs):
         started = time.perf_counter()
         outcome = "error"
         try:
-            result = call(*args)
+            result = call(*args, **kwargs)
             outcome = "ok" if result is not None else "missing"
             return result
         except Exception as exc:  # counted by type, then raised unchanged
@@ -100,11 +100,11 @@ class InstrumentedClient:
         finally:
             self._metrics.fhir(kind, outcome, time.perf_counter() - started)
 
-    def read(self, relative: str, token: str | None):
-        return self._timed("read", self._client.read, relative, token)
+    def read(self, *args, **kwargs):
+        return self._timed("read", self._client.read, *args, **kwargs)
 
-    def search(self, relative: str, token: str | None):
-        return self._timed("search", self._client.search, relative, token)
+    def search(self, *args, **kwargs):
+        return self._timed("search", self._client.search, *args, **kwargs)
 
 
 class InstrumentedClients:

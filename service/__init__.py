@@ -9,7 +9,7 @@ from datetime import date
 from flask import Flask
 from flask_cors import CORS
 
-from cards.i18n import load_translations
+from cards.i18n import Translator, load_translations
 from fhir_mappings.facts_cache import FactsCache
 from fhir_mappings.json_limits import JsonLimits
 from fhir_mappings.settings import ExtractionSettings
@@ -17,9 +17,12 @@ from fhir_mappings.resources import ResourceParser
 from fhir_mappings.valuesets import ValueSetIndex
 
 from . import auth, errors, logs
+from .admin import bp as admin_bp
 from .api import bp
 from .config import Settings, load_settings
 from .feedback import FeedbackStore
+from .governance import Governance
+from .metrics import InstrumentedClients, Metrics
 from .fhir_client import FhirClients, FhirSettings
 from .registry import build_services
 from .runtime import Runtime
@@ -41,11 +44,15 @@ def create_app(
     valuesets = ValueSetIndex.load(settings.extra_valuesets_dir)
     json_limits = JsonLimits.of(settings)
     extraction = ExtractionSettings(antibody_cutoff=settings.antibody_cutoff, loss_week_limit=settings.loss_week_limit)
+    metrics = Metrics()
+    feedback = FeedbackStore(settings.database_url, settings.retention_days)
+    feedback.maybe_purge()  # the retention setting applies from the start
+    translations = load_translations()
     app.extensions["rpl"] = Runtime(
         settings=settings,
         valuesets=valuesets,
         services=build_services(valuesets, settings.fhir_page_size),
-        fhir_clients=FhirClients(
+        fhir_clients=InstrumentedClients(FhirClients(
             settings.fhir_server_allowlist,
             FhirSettings(
                 connect_timeout=settings.fhir_connect_timeout,
@@ -60,14 +67,16 @@ def create_app(
                 max_calls_per_server=settings.fhir_max_calls_per_server,
                 max_calls_per_worker=settings.fhir_max_calls_per_worker,
             ),
-        ),
-        feedback=FeedbackStore(settings.database_url),
-        translations=load_translations(),
+        ), metrics),
+        feedback=feedback,
+        translations=translations,
         today=today,
         new_uuid=new_uuid,
         facts=FactsCache(settings.facts_cache_size, valuesets, extraction,
                          ResourceParser(settings.validation_cache_size, json_limits)),
         json_limits=json_limits,
+        governance=Governance(settings, feedback, Translator(translations["en"]), metrics),
+        metrics=metrics,
     )
     CORS(
         app,
@@ -80,4 +89,5 @@ def create_app(
     errors.init_app(app)
     auth.init_app(app, settings)
     app.register_blueprint(bp)
+    app.register_blueprint(admin_bp)  # 404 unless an admin credential is configured
     return app

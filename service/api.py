@@ -155,8 +155,19 @@ def call_service(service_id: str):
         g.audit["unresolvedMedications"] = len(facts.unresolved_medications)
     drafts = evaluate(facts, RuleContext(hook=service.hook, orders=OrderBuilder(rt.valuesets, context.patientId)))
     translate = Translator(rt.translations[_language(rt)])
-    cards = [render_card(d, translate, rt.new_uuid) for d in drafts]
-    g.audit["cards"] = [d.rec_id for d in drafts]
+    cards = rt.governance.issue(  # recorded; silent and suppressed ones held back
+        service_id=service_id,
+        hook=service.hook.value,
+        drafts=drafts,
+        cards=[render_card(d, translate, rt.new_uuid) for d in drafts],
+        fhir_server=hook_request.fhirServer,
+        patient_id=context.patientId,
+        iss=g.audit.get("iss"),
+        tenant=g.audit.get("tenant"),
+    )
+    g.audit["cards"] = [c.source.topic.code for c in cards]
+    if len(cards) < len(drafts):
+        g.audit["held_back"] = len(drafts) - len(cards)
     return current_app.response_class(CdsResponse(cards=cards).dump_json(), mimetype="application/json")
 
 
@@ -180,10 +191,12 @@ def feedback(service_id: str):
     except ValidationError as exc:
         raise ApiError(400, validation_messages(exc)) from None
     try:
-        stored = runtime().feedback.add(service_id, items)
+        result = runtime().feedback.add(service_id, items)
     except FeedbackUnavailable:
         raise ApiError(503, "the feedback store is unavailable; nothing was stored, please retry") from None
-    return jsonify({"stored": stored})
+    runtime().metrics.feedback_items([item.outcome for item in items], result.duplicates)
+    # Items sent again are acknowledged (the client may stop resending) but stored once.
+    return jsonify({"stored": result.stored, "duplicates": result.duplicates})
 
 
 @bp.get("/healthz")
@@ -202,8 +215,16 @@ def readyz():
     return response
 
 
-# -- authentication and the audit log: every call but the health probes ---------------------
-UNAUDITED = frozenset({"cds.healthz", "cds.readyz"})
+@bp.get("/metrics")
+def metrics():
+    """Prometheus metrics of every worker of this instance (no patient data)."""
+    body, content_type = runtime().metrics.exposition()
+    return current_app.response_class(body, content_type=content_type)
+
+
+# -- authentication and the audit log: every call but the health probes and metrics ------------
+# The probes and Prometheus's scrapes (every few seconds) are neither audited nor behind the EHR's JWT.
+UNAUDITED = frozenset({"cds.healthz", "cds.readyz", "cds.metrics"})
 
 
 @bp.before_app_request
@@ -216,6 +237,8 @@ def _authenticate():
     service_id = (request.view_args or {}).get("service_id")
     if service_id is not None:
         g.audit["service"] = service_id[:100]
+    if (request.endpoint or "").startswith("admin."):  # its own credential (service/admin.py), not the EHR's
+        return None
     try:
         client = auth.authenticate_request(runtime().settings)
     except auth.AuthError:
@@ -245,7 +268,12 @@ def _audit_line(response):
     if record is not None:
         started = record.pop("started", None)
         record["status"] = response.status_code
-        if started is not None:
-            record["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        seconds = time.perf_counter() - started if started is not None else None
+        if seconds is not None:
+            record["latency_ms"] = round(seconds * 1000, 2)
+        service = record.get("service", "")
+        if service and service not in runtime().services:
+            service = "unknown"  # a label per made-up id in the URL would grow without bound
+        runtime().metrics.request(record["endpoint"], service, response.status_code, seconds)
         audit.info("call", extra={"audit": record})
     return response

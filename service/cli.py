@@ -71,6 +71,23 @@ def build_parser() -> argparse.ArgumentParser:
     key.add_argument("--out", metavar="PEM", type=Path, default=Path("rpl-cds-tester-key.pem"),
                      help="where the private key is kept (default: ./rpl-cds-tester-key.pem)")
     key.add_argument("--iss", metavar="ISS", default="rpl-cds-tester", help="iss the key signs as")
+
+    report = commands.add_parser(
+        "report",
+        help="governance report from the feedback database: per recommendation and week, cards shown, silent, "
+             "accepted, overridden (by reason), without feedback",
+    )
+    report.add_argument("--since", type=_iso_date, required=True, help="first day (YYYY-MM-DD, UTC) of cards counted")
+    report.add_argument("--until", type=_iso_date, help="day after the last one counted (default: now)")
+    report.add_argument("--format", choices=("markdown", "csv", "html"), default="markdown")
+    report.add_argument("--output", metavar="FILE", type=Path, help="write to this file instead of standard output")
+    report.add_argument("--database-url", metavar="URL",
+                        help="SQLAlchemy URL of the feedback database (default: RPL_DATABASE_URL or the service's default)")
+
+    purge = commands.add_parser("purge", help="delete issued-card and feedback rows older than N days (retention)")
+    purge.add_argument("--older-than-days", type=int, metavar="N",
+                       help="default: RPL_RETENTION_DAYS (required when that is unset or 0)")
+    purge.add_argument("--database-url", metavar="URL", help="as for report")
     return parser
 
 
@@ -86,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         return _call(args)
     if args.command == "tester-key":
         return _tester_key(args)
+    if args.command == "report":
+        return _report(args)
+    if args.command == "purge":
+        return _purge(args)
     return 2
 
 
@@ -102,11 +123,90 @@ def _iso_date(value: str) -> date:
         raise argparse.ArgumentTypeError(f"{value!r} is not a date YYYY-MM-DD") from None
 
 
+def _database_url(args: argparse.Namespace) -> str:
+    import os
+
+    from .config import Settings
+
+    return args.database_url or os.environ.get("RPL_DATABASE_URL") or Settings.model_fields["database_url"].default
+
+
+def _report(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    import sqlalchemy as sa
+
+    from .feedback import FeedbackStore
+    from .report import build_report, render
+
+    def start_of(day: date) -> datetime:
+        return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+
+    if args.until and args.until <= args.since:
+        print("--until must be after --since", file=sys.stderr)
+        return 2
+    store = FeedbackStore(_database_url(args))  # a new database gets its (empty) tables: an empty report
+    try:
+        report = build_report(store.engine, start_of(args.since), start_of(args.until) if args.until else None)
+    except sa.exc.SQLAlchemyError as exc:
+        print(f"cannot read the feedback database: {type(exc).__name__}: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    text = render(report, args.format)
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _purge(args: argparse.Namespace) -> int:
+    import os
+
+    import sqlalchemy as sa
+
+    from .feedback import FeedbackStore
+
+    days = args.older_than_days if args.older_than_days is not None else int(os.environ.get("RPL_RETENTION_DAYS") or 0)
+    if days <= 0:
+        print("give --older-than-days N (N >= 1) or set RPL_RETENTION_DAYS", file=sys.stderr)
+        return 2
+    store = FeedbackStore(_database_url(args))
+    try:
+        deleted = store.purge(days)
+    except sa.exc.SQLAlchemyError as exc:
+        print(f"cannot purge the feedback database: {type(exc).__name__}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    print(json.dumps({"older_than_days": days, "deleted": deleted}))
+    return 0
+
+
+def _metrics_per_instance() -> None:
+    """/metrics adds up every gunicorn worker: prometheus_client's multiprocess mode, in a folder of
+    this instance (PROMETHEUS_MULTIPROC_DIR, or a new temporary one), emptied before the workers start."""
+    import os
+    import tempfile
+
+    from prometheus_client import values
+
+    from .metrics import MULTIPROC_ENV, prepare_multiprocess_dir
+
+    folder = os.environ.get(MULTIPROC_ENV) or tempfile.mkdtemp(prefix="rpl-cds-metrics-")
+    prepare_multiprocess_dir(folder)
+    os.environ[MULTIPROC_ENV] = folder
+    # prometheus_client picks its value class when first imported; the workers' metrics are made after this.
+    values.ValueClass = values.get_value_class()
+
+
 def _serve(args: argparse.Namespace) -> int:
     from gunicorn.app.base import BaseApplication
 
     from . import create_app
     from .config import ConfigError, load_settings
+    from .metrics import worker_exit
     from .replay import in_memory_database
 
     try:
@@ -124,6 +224,8 @@ def _serve(args: argparse.Namespace) -> int:
               "replayed token can pass on another worker. Use a database file, RPL_REPLAY_CACHE_URL=redis://... "
               "or --workers 1.", file=sys.stderr)
 
+    _metrics_per_instance()
+
     class Server(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", f"{args.host}:{args.port}")
@@ -139,6 +241,7 @@ def _serve(args: argparse.Namespace) -> int:
             self.cfg.set("timeout", 30)
             self.cfg.set("accesslog", None)  # the service writes its own JSON audit line per call
             self.cfg.set("errorlog", "-")
+            self.cfg.set("child_exit", lambda _server, worker: worker_exit(worker.pid))
             if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 25.1
                 # Its default path (~/.gunicorn/gunicorn.ctl) is shared by every instance a user
                 # runs: a second instance took it over, and anyone with the user's rights could

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import jwt
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
@@ -142,6 +142,16 @@ class Settings(BaseSettings):
     database_url: str = Field("sqlite:///rpl-cds-feedback.sqlite3", description="Feedback store: SQLAlchemy URL (sqlite:///file or postgresql+psycopg://...).")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
 
+    # -- governance (issue 17): issued-card records, silent mode, no repeat, dashboard ------
+    retention_days: int = Field(0, ge=0, le=36_500, description="Delete issued-card and feedback rows older than this many days (0: keep); feedback userComment is free text and may hold patient data.")
+    silent_recommendations: CommaList = Field((), description="Catalogue IDs whose cards are evaluated and recorded but never returned (pilot).")
+    silent_hooks: CommaList = Field((), description="Hooks (patient-view, order-select, order-sign) whose cards are evaluated and recorded but never returned (pilot).")
+    no_repeat_after_override_days: int = Field(0, ge=0, le=365, description="After an override, the same recommendation for the same patient is not shown again for this many days unless its facts changed (0: off).")
+    patient_hmac_secret: SecretStr | None = Field(None, description="Secret of the HMAC that keeps the patient as a keyed hash (needed by no_repeat_after_override_days); at least 32 characters.")
+    admin_token: SecretStr | None = Field(None, description="Bearer token for /admin/ (the governance dashboard); unset with no admin user: no dashboard.")
+    admin_user: str | None = Field(None, description="Basic-auth user for /admin/ (with RPL_ADMIN_PASSWORD).")
+    admin_password: SecretStr | None = Field(None, description="Basic-auth password for /admin/, at least 12 characters.")
+
     # -- authentication of the CDS client (JWT) and hostile input -----------------
     auth_enabled: bool = Field(True, description="Require a signed JWT from the CDS client; false only for development (logs a WARNING at every start).")
     auth_issuers: IssuerList = Field((), description="Trusted JWT issuers as JSON: [{iss, jku_allowlist, jwks_url, jwks, jwks_file, tenants}].")
@@ -156,7 +166,7 @@ class Settings(BaseSettings):
     max_json_depth: int = Field(64, ge=8, le=500, description="Deepest JSON nesting accepted in a request body; 400 above.")
     max_string_length: int = Field(100_000, ge=1_000, description="Longest JSON string accepted in a request body; 400 above.")
 
-    @field_validator("cors_origins", "fhir_server_allowlist", mode="before")
+    @field_validator("cors_origins", "fhir_server_allowlist", "silent_recommendations", "silent_hooks", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):
@@ -231,6 +241,38 @@ class Settings(BaseSettings):
                 "RPL_AUTH_ENABLED is true but no issuer is trusted: set RPL_AUTH_ISSUERS or RPL_AUTH_ISSUERS_FILE "
                 "(or RPL_AUTH_ENABLED=false for development only)"
             )
+        return self
+
+    @field_validator("silent_recommendations")
+    @classmethod
+    def _catalogue_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from cards.catalog import CATALOGUE
+
+        unknown = [rec for rec in value if rec not in CATALOGUE]
+        if unknown:
+            raise ValueError(f"not catalogue IDs: {', '.join(unknown)}")
+        return value
+
+    @field_validator("silent_hooks")
+    @classmethod
+    def _hooks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        hooks = ("patient-view", "order-select", "order-sign")
+        unknown = [hook for hook in value if hook not in hooks]
+        if unknown:
+            raise ValueError(f"not hooks this service answers: {', '.join(unknown)} (use {', '.join(hooks)})")
+        return value
+
+    @model_validator(mode="after")
+    def _governance(self) -> Settings:
+        secret = self.patient_hmac_secret.get_secret_value() if self.patient_hmac_secret else ""
+        if self.no_repeat_after_override_days and len(secret) < 32:
+            raise ValueError("RPL_NO_REPEAT_AFTER_OVERRIDE_DAYS needs RPL_PATIENT_HMAC_SECRET of at least 32 characters")
+        if (self.admin_user is None) != (self.admin_password is None):
+            raise ValueError("RPL_ADMIN_USER and RPL_ADMIN_PASSWORD go together")
+        if self.admin_password is not None and len(self.admin_password.get_secret_value()) < 12:
+            raise ValueError("RPL_ADMIN_PASSWORD: at least 12 characters")
+        if self.admin_token is not None and len(self.admin_token.get_secret_value()) < 24:
+            raise ValueError("RPL_ADMIN_TOKEN: at least 24 characters")
         return self
 
     @property

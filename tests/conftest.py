@@ -14,6 +14,9 @@ from jsonschema import Draft202012Validator
 
 from service import create_app
 from service.config import Settings
+# The one session-wide Chromium: a test module that imported the fixture itself would get a second
+# session fixture, and a second Playwright inside the first one's event loop fails.
+from tests.browser import browser  # noqa: F401
 
 TODAY = date(2026, 11, 23)
 SCHEMAS = Path(__file__).parent.parent / "service" / "schemas"

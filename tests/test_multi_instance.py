@@ -1,0 +1,266 @@
+"""Several instances behave as one, for real on loopback: two `rpl-cds serve` instances (A
+and B, gunicorn as in production) behind nginx (round robin, retries to the other instance),
+sharing one Redis (JWT replay memory) and one PostgreSQL (feedback), as the replicas of the
+Kubernetes Deployment do (deploy/kubernetes).
+
+Every server is started by the tests on a free port and stopped in a finalizer; every call
+has a timeout."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+import requests
+
+from service.cli import example
+from service.sandbox_client import JwtSigner, new_tester_key
+from tests.fhir_server import free_port
+from tests.servers import ServiceInstance, nginx_balancer, postgres_server, redis_server, start_service, wait_healthy
+
+TIMEOUT = (5, 30)  # connect, read: no call of these tests can hang
+DISCOVERY = "/cds-services"
+HOOK = "/cds-services/rpl-patient-view"
+FEEDBACK = "/cds-services/rpl-patient-view/feedback"
+SIGNER = JwtSigner(new_tester_key(), iss="https://ehr.hospital.example")
+
+
+@dataclass
+class Pair:
+    a: ServiceInstance
+    b: ServiceInstance
+    balancer: str  # nginx's URL: the public base URL of both, so the JWT audience
+
+    def headers(self, path: str) -> dict[str, str]:
+        """A fresh JWT (new jti) for a call of path, as the EHR sends through the balancer."""
+        return SIGNER.headers(self.balancer + path)
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def shared_redis_url() -> Iterator[str]:
+    with redis_server() as server:
+        yield server.url
+
+
+@contextmanager
+def running_pair(tmp_path: Path, database_url: str, redis_url: str) -> Iterator[Pair]:
+    """A and B started at the same time (as the pods of a new Deployment), then nginx in front."""
+    balancer_port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RPL_")}
+    env.update(
+        RPL_DATABASE_URL=database_url,
+        RPL_REPLAY_CACHE_URL=redis_url,
+        RPL_AUTH_ISSUERS=json.dumps([SIGNER.issuer()]),
+        RPL_PUBLIC_BASE_URL=f"http://127.0.0.1:{balancer_port}",
+        RPL_LOG_LEVEL="INFO",
+    )
+    with ExitStack() as stack:
+        instances = []
+        for name in ("a", "b"):
+            instance = start_service(env, tmp_path / name)
+            stack.callback(instance.stop)
+            instances.append(instance)
+        for instance in instances:
+            wait_healthy(instance)
+            _wait_ready(instance)
+        balancer = stack.enter_context(
+            nginx_balancer([f"127.0.0.1:{i.port}" for i in instances], tmp_path / "nginx", port=balancer_port))
+        yield Pair(instances[0], instances[1], balancer)
+
+
+def _wait_ready(instance: ServiceInstance, timeout: float = 30) -> None:
+    """/readyz answers 200: the shared database is reachable and its table exists."""
+    deadline = time.monotonic() + timeout
+    while requests.get(f"{instance.url}/readyz", timeout=TIMEOUT).status_code != 200:
+        assert time.monotonic() < deadline, instance.stdout.read_text() + instance.stderr.read_text()
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory, postgres_url, shared_redis_url) -> Iterator[Pair]:
+    with running_pair(tmp_path_factory.mktemp("pair"), postgres_url, shared_redis_url) as running:
+        yield running
+
+
+def hook_body() -> dict:
+    body = example("patient-view")
+    body["hookInstance"] = str(uuid.uuid4())
+    return body
+
+
+def feedback_body(*cards: str) -> dict:
+    return {"feedback": [{"card": card, "outcome": "overridden", "outcomeTimestamp": "2026-12-02T10:00:00Z"}
+                         for card in cards]}
+
+
+def audit_records(instance: ServiceInstance) -> list[dict]:
+    records = []
+    for line in instance.stdout.read_text().splitlines():
+        if line.strip():
+            record = json.loads(line)
+            if record.get("logger") == "rpl_cds.audit":
+                records.append(record)
+    return records
+
+
+def stored_feedback(database_url: str, cards: list[str]) -> dict[str, int]:
+    """How many rows each card has in the shared PostgreSQL."""
+    dsn = database_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn, connect_timeout=5) as connection:
+        rows = connection.execute("SELECT card_uuid, count(*) FROM feedback WHERE card_uuid = ANY(%s) GROUP BY card_uuid",
+                                  (cards,)).fetchall()
+    return dict(rows)
+
+
+# -- one replay memory ---------------------------------------------------------------------------
+def test_a_jwt_used_through_instance_a_is_refused_through_instance_b(pair):
+    headers = pair.headers(DISCOVERY)
+    assert requests.get(pair.a.url + DISCOVERY, headers=headers, timeout=TIMEOUT).status_code == 200
+    assert requests.get(pair.b.url + DISCOVERY, headers=headers, timeout=TIMEOUT).status_code == 401
+    assert requests.get(pair.balancer + DISCOVERY, headers=headers, timeout=TIMEOUT).status_code == 401
+    body = hook_body()
+    headers = pair.headers(HOOK)  # and the other way round, on a hook call
+    assert requests.post(pair.b.url + HOOK, json=body, headers=headers, timeout=TIMEOUT).status_code == 200
+    assert requests.post(pair.a.url + HOOK, json=body, headers=headers, timeout=TIMEOUT).status_code == 401
+
+
+def test_the_balancer_spreads_the_calls_over_both_instances(pair):
+    instances = [str(uuid.uuid4()) for _ in range(6)]
+    for hook_instance in instances:
+        body = {**hook_body(), "hookInstance": hook_instance}
+        response = requests.post(pair.balancer + HOOK, json=body, headers=pair.headers(HOOK), timeout=TIMEOUT)
+        assert response.status_code == 200
+        assert {"D3.2", "D5.1a"} <= {card["source"]["topic"]["code"] for card in response.json()["cards"]}
+    served = {}
+    deadline = time.monotonic() + 10
+    while len(served) < len(instances) and time.monotonic() < deadline:
+        served = {r["hookInstance"]: name for name, i in (("a", pair.a), ("b", pair.b))
+                  for r in audit_records(i) if r.get("hookInstance") in instances}
+        time.sleep(0.1)
+    assert set(served) == set(instances)
+    assert set(served.values()) == {"a", "b"}, "round robin: both instances answered"
+
+
+# -- one feedback store -----------------------------------------------------------------------------
+def test_feedback_through_both_instances_is_stored_once_each(pair, postgres_url):
+    cards = []
+    for target in [pair.balancer] * 6 + [pair.a.url, pair.b.url] * 2:
+        batch = [str(uuid.uuid4()), str(uuid.uuid4())]
+        response = requests.post(target + FEEDBACK, json=feedback_body(*batch), headers=pair.headers(FEEDBACK),
+                                 timeout=TIMEOUT)
+        assert response.status_code == 200, response.text
+        assert response.json() == {"stored": 2}
+        cards += batch
+    assert stored_feedback(postgres_url, cards) == {card: 1 for card in cards}  # none lost, none doubled
+
+
+# -- one instance dies ---------------------------------------------------------------------------------
+@dataclass
+class Call:
+    kind: str
+    status: int  # 0: no answer at all
+    after_crash: bool  # started once the crashed instance refused connections
+    card: str | None = None
+
+
+def test_a_crashed_instance_loses_no_acknowledged_feedback_and_calls_go_on(tmp_path, postgres_url, shared_redis_url):
+    """B is killed (SIGKILL to the master and its workers, like a pod that dies) while four
+    clients call discovery, a hook and feedback through nginx without pause."""
+    with running_pair(tmp_path, postgres_url, shared_redis_url) as pair:
+        calls: list[Call] = []
+        lock = threading.Lock()
+        crashed = threading.Event()
+        stop = threading.Event()
+
+        def client() -> None:
+            session = requests.Session()
+            kinds = ("discovery", "hook", "feedback")
+            n = 0
+            while not stop.is_set():
+                kind = kinds[n % 3]
+                n += 1
+                after = crashed.is_set()
+                card = str(uuid.uuid4()) if kind == "feedback" else None
+                try:
+                    if kind == "discovery":
+                        r = session.get(pair.balancer + DISCOVERY, headers=pair.headers(DISCOVERY), timeout=TIMEOUT)
+                    elif kind == "hook":
+                        r = session.post(pair.balancer + HOOK, json=hook_body(), headers=pair.headers(HOOK), timeout=TIMEOUT)
+                    else:
+                        r = session.post(pair.balancer + FEEDBACK, json=feedback_body(card), headers=pair.headers(FEEDBACK),
+                                         timeout=TIMEOUT)
+                    status = r.status_code
+                except requests.RequestException:
+                    status = 0
+                with lock:
+                    calls.append(Call(kind, status, after, card))
+
+        def count(after: bool) -> int:
+            with lock:
+                return sum(1 for c in calls if c.after_crash == after)
+
+        threads = [threading.Thread(target=client, daemon=True) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        try:
+            _wait_for(lambda: count(False) >= 24, "calls before the crash")
+            assert audit_records(pair.b), "B served calls before it was killed"
+            pair.b.crash()
+            crashed.set()
+            _wait_for(lambda: count(True) >= 36, "calls after the crash")
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=40)
+        assert not any(t.is_alive() for t in threads)
+
+    # A call that B had received when it died is lost: a POST gets nginx's 502 (a POST that
+    # reached a server is not sent again: see tests/servers.py), a GET is sent to A again but
+    # its JWT, already recorded by B, is refused there as a replay (401). At most one such
+    # call per client; every other call is answered.
+    failed = [c for c in calls if c.status != 200]
+    assert all(not c.after_crash and c.status == (401 if c.kind == "discovery" else 502) for c in failed), failed
+    assert len(failed) <= len(threads)
+    after = [c for c in calls if c.after_crash]
+    assert {c.kind for c in after} == {"discovery", "hook", "feedback"} and all(c.status == 200 for c in after)
+    # Every feedback acknowledged with 200 is in PostgreSQL, once.
+    acknowledged = [c.card for c in calls if c.kind == "feedback" and c.status == 200]
+    assert stored_feedback(postgres_url, acknowledged) == {card: 1 for card in acknowledged}
+
+
+def _wait_for(condition, what: str, timeout: float = 40) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+# -- the replay memory is down ---------------------------------------------------------------------------
+def test_with_redis_down_authenticated_calls_get_503_on_both_never_200(tmp_path, postgres_url):
+    with redis_server() as own_redis, running_pair(tmp_path, postgres_url, own_redis.url) as pair:
+        assert requests.get(pair.balancer + DISCOVERY, headers=pair.headers(DISCOVERY), timeout=TIMEOUT).status_code == 200
+        own_redis.stop()
+        for base in (pair.a.url, pair.b.url, pair.balancer, pair.balancer):
+            discovery = requests.get(base + DISCOVERY, headers=pair.headers(DISCOVERY), timeout=TIMEOUT)
+            hook = requests.post(base + HOOK, json=hook_body(), headers=pair.headers(HOOK), timeout=TIMEOUT)
+            feedback = requests.post(base + FEEDBACK, json=feedback_body(str(uuid.uuid4())), headers=pair.headers(FEEDBACK),
+                                     timeout=TIMEOUT)
+            assert (discovery.status_code, hook.status_code, feedback.status_code) == (503, 503, 503), base
+            assert hook.json()["resourceType"] == "OperationOutcome"
+        for instance in (pair.a, pair.b):  # alive: liveness must not restart pods for a Redis outage
+            assert requests.get(instance.url + "/healthz", timeout=TIMEOUT).status_code == 200

@@ -6,6 +6,7 @@ service's configuration really reads, and the network policy."""
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -327,8 +328,11 @@ def test_ingress_terminates_tls_and_accepts_the_largest_request(overlay):
 def test_readme_deploy_commands_name_real_folders():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     deploy = readme.split("## Deploy", 1)[1].split("\n## ", 1)[0]
-    folders = {word for line in deploy.splitlines() if "kubectl" in line for word in shlex.split(line, comments=True)
-               if word.startswith("deploy/kubernetes")}
-    assert folders, "the README's Deploy section shows the kubectl commands"
+    blocks = re.findall(r"```sh\n(.*?)```", deploy, flags=re.DOTALL)
+    commands = [shlex.split(line, comments=True) for block in blocks for line in block.replace("\\\n", " ").splitlines()]
+    kubectl = [argv for argv in commands if argv and argv[0] == "kubectl"]
+    folders = {word.split("=", 1)[-1] for argv in kubectl for word in argv if "deploy/kubernetes" in word}
+    assert {"kustomize", "apply"} <= {argv[1] for argv in kubectl}, "the README shows how to render and apply"
     for folder in folders:
-        assert (ROOT / folder / "kustomization.yaml").is_file() or (ROOT / folder).parent.joinpath("kustomization.yaml").is_file(), folder
+        assert (ROOT / folder / "kustomization.yaml").is_file(), folder
+    assert "deploy/kubernetes/overlays/example" in folders

@@ -269,14 +269,15 @@ class ServiceInstance:
                 pass
 
 
-def start_service(env: dict[str, str], log_dir: Path, port: int | None = None, workers: int = 1) -> ServiceInstance:
+def start_service(env: dict[str, str], log_dir: Path, port: int | None = None, workers: int = 1,
+                  extra_args: tuple[str, ...] = ()) -> ServiceInstance:
     """Starts `rpl-cds serve` without waiting; see wait_healthy. The caller must stop() it."""
     port = port or free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
     stdout, stderr = log_dir / "serve-stdout.log", log_dir / "serve-stderr.log"
     with stdout.open("wb") as out, stderr.open("wb") as err:
         process = subprocess.Popen(
-            [str(CLI), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
+            [str(CLI), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), *extra_args],
             env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True,
         )
     return ServiceInstance(f"http://127.0.0.1:{port}", port, process, stdout, stderr)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import threading
 import time
 import uuid
@@ -264,3 +265,83 @@ def test_with_redis_down_authenticated_calls_get_503_on_both_never_200(tmp_path,
             assert hook.json()["resourceType"] == "OperationOutcome"
         for instance in (pair.a, pair.b):  # alive: liveness must not restart pods for a Redis outage
             assert requests.get(instance.url + "/healthz", timeout=TIMEOUT).status_code == 200
+
+
+# -- a rolling update: SIGTERM drains ------------------------------------------------------------------
+@contextmanager
+def slow_fhir_server(delay: float) -> Iterator[tuple[str, threading.Event]]:
+    """A FHIR server that answers every read after delay seconds (a Patient, or an empty
+    searchset); the event is set when the first read arrives."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    asked = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            asked.set()
+            time.sleep(delay)
+            path = self.path.split("?", 1)[0]
+            if "/Patient/" in path:
+                body = {"resourceType": "Patient", "id": path.rsplit("/", 1)[1], "gender": "female"}
+            else:
+                body = {"resourceType": "Bundle", "type": "searchset", "entry": []}
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/fhir+json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/fhir", asked
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.mark.parametrize(("graceful_timeout", "fhir_delay", "finished"), [(10, 2, True), (1, 4, False)])
+def test_sigterm_lets_the_calls_in_progress_finish_within_the_graceful_timeout(tmp_path, graceful_timeout, fhir_delay,
+                                                                               finished):
+    """What Kubernetes does to an old pod in a rolling update (after the preStop pause): SIGTERM.
+    A hook call waiting for the FHIR server still gets its cards when it finishes within
+    `--graceful-timeout` (deploy/kubernetes sets it below terminationGracePeriodSeconds), and is
+    cut when it takes longer: the flag is what decides."""
+    with slow_fhir_server(fhir_delay) as (fhir_url, asked):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RPL_")}
+        env.update(RPL_AUTH_ENABLED="false", RPL_DATABASE_URL=f"sqlite:///{tmp_path / 'feedback.sqlite3'}",
+                   RPL_FHIR_SERVER_ALLOWLIST=fhir_url)
+        instance = start_service(env, tmp_path / "svc", extra_args=("--graceful-timeout", str(graceful_timeout)))
+        try:
+            wait_healthy(instance)
+            body = {k: v for k, v in hook_body().items() if k != "prefetch"}
+            body["fhirServer"] = fhir_url
+            outcome: dict = {}
+
+            def call() -> None:
+                try:
+                    outcome["status"] = requests.post(instance.url + HOOK, json=body, timeout=TIMEOUT).status_code
+                except requests.RequestException as exc:
+                    outcome["error"] = exc
+
+            caller = threading.Thread(target=call, daemon=True)
+            caller.start()
+            assert asked.wait(timeout=20), "the service did not read from the FHIR server"
+            os.killpg(instance.process.pid, signal.SIGTERM)
+            caller.join(timeout=40)
+            assert not caller.is_alive()
+            instance.process.wait(timeout=30)
+        finally:
+            instance.stop()
+    if finished:
+        assert outcome == {"status": 200}
+        assert instance.process.returncode == 0  # a clean stop, not a kill
+    else:
+        assert "status" not in outcome and isinstance(outcome["error"], requests.ConnectionError), outcome

@@ -19,6 +19,7 @@ from .protocol import FeedbackItem
 
 log = logging.getLogger(__name__)
 metadata = sa.MetaData()
+SCHEMA_LOCK_KEY = 0x72706C2D636473  # "rpl-cds": the advisory lock held while the tables are created
 
 feedback_table = sa.Table(
     "feedback",
@@ -55,7 +56,13 @@ class FeedbackStore:
 
     def _ensure_schema(self) -> None:
         if not self._schema_ready:
-            metadata.create_all(self.engine)
+            with self.engine.begin() as connection:
+                if connection.dialect.name == "postgresql":
+                    # The replicas of a Deployment start together on an empty database: without
+                    # the lock, two would both find the table missing and one CREATE would fail.
+                    # PostgreSQL's DDL is transactional, so the others wait here and then find it.
+                    connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+                metadata.create_all(connection)
             self._schema_ready = True
 
     def add(self, service_id: str, items: list[FeedbackItem]) -> int:

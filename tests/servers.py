@@ -287,9 +287,9 @@ def wait_healthy(instance: ServiceInstance, timeout: float = 45) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if requests.get(f"{instance.url}/healthz", timeout=1).status_code == 200:
+            if requests.get(f"{instance.url}/healthz", timeout=2).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # a timeout: the worker is still loading the app
             pass
         if instance.process.poll() is not None or time.monotonic() > deadline:
             raise AssertionError("rpl-cds serve did not start:\n" + instance.stdout.read_text() + instance.stderr.read_text())

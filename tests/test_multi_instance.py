@@ -111,7 +111,8 @@ def feedback_body(*cards: str) -> dict:
 
 def audit_records(instance: ServiceInstance) -> list[dict]:
     records = []
-    for line in instance.stdout.read_text().splitlines():
+    # The instance may be writing a line right now: only complete lines (up to a newline) count.
+    for line in instance.stdout.read_text().split("\n")[:-1]:
         if line.strip():
             record = json.loads(line)
             if record.get("logger") == "rpl_cds.audit":
@@ -345,3 +346,43 @@ def test_sigterm_lets_the_calls_in_progress_finish_within_the_graceful_timeout(t
         assert instance.process.returncode == 0  # a clean stop, not a kill
     else:
         assert "status" not in outcome and isinstance(outcome["error"], requests.ConnectionError), outcome
+
+
+# -- several instances start at once on an empty database -------------------------------------------------
+def test_instances_starting_at_once_on_an_empty_database_all_find_the_table(postgres_url, caplog):
+    """The replicas of a new Deployment start together: each creates the feedback table if it
+    is missing, and none may fail for the others doing the same (it would log the database as
+    unreachable and stay unready until its next probe)."""
+    import sqlalchemy as sa
+
+    from service.feedback import FeedbackStore
+
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    try:
+        for round_ in range(5):
+            database = f"rpl_start_{round_}_{uuid.uuid4().hex[:8]}"
+            with admin.connect() as connection:
+                connection.execute(sa.text(f'CREATE DATABASE "{database}"'))
+            url = postgres_url.rsplit("/", 1)[0] + "/" + database
+            barrier = threading.Barrier(4)
+            stores: list = []
+
+            def start() -> None:
+                barrier.wait(timeout=20)
+                stores.append(FeedbackStore(url))
+
+            threads = [threading.Thread(target=start) for _ in range(4)]
+            with caplog.at_level("ERROR", logger="service.feedback"):
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join(timeout=30)
+            try:
+                assert len(stores) == 4
+                assert all(store._schema_ready for store in stores), caplog.text
+                assert not caplog.records, caplog.text
+            finally:
+                for store in stores:
+                    store.close()
+    finally:
+        admin.dispose()

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
 import sqlalchemy as sa
@@ -38,6 +40,24 @@ feedback_table = sa.Table(
 )
 
 
+@contextmanager
+def schema_lock(engine: sa.Engine) -> Iterator[None]:
+    """Held while the tables are created or changed. The replicas of a Deployment start together
+    on an empty database: without it, two would both find a table missing and one CREATE would
+    fail (that instance would stay unready until its next probe). On PostgreSQL an advisory
+    lock, so the others wait and then find the tables; SQLite serves one host and needs none."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as connection:
+        connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+        try:
+            yield
+        finally:
+            connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEMA_LOCK_KEY})
+            connection.commit()
+
+
 class FeedbackUnavailable(Exception):
     """The database could not take the feedback (nothing was stored)."""
 
@@ -56,13 +76,8 @@ class FeedbackStore:
 
     def _ensure_schema(self) -> None:
         if not self._schema_ready:
-            with self.engine.begin() as connection:
-                if connection.dialect.name == "postgresql":
-                    # The replicas of a Deployment start together on an empty database: without
-                    # the lock, two would both find the table missing and one CREATE would fail.
-                    # PostgreSQL's DDL is transactional, so the others wait here and then find it.
-                    connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
-                metadata.create_all(connection)
+            with schema_lock(self.engine):
+                metadata.create_all(self.engine)
             self._schema_ready = True
 
     def add(self, service_id: str, items: list[FeedbackItem]) -> int:

@@ -5,6 +5,7 @@ service's configuration really reads, and the network policy."""
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import shlex
@@ -22,8 +23,9 @@ from service.config import ConfigError, Settings, load_settings
 ROOT = Path(__file__).parent.parent
 KUSTOMIZE = ROOT / "deploy" / "kubernetes"
 FIELDS = {f"RPL_{name.upper()}" for name in Settings.model_fields}
-# The oldest Kubernetes minor still supported upstream when these manifests were written,
-# and the newest the validator knows: the manifests must hold for both.
+# An older minor that a hospital's cluster may still run (1.31: the fields used here are all
+# stable there, e.g. PodDisruptionBudget policy/v1, HPA autoscaling/v2), and the newest the
+# validator knows: the manifests must hold for both.
 KUBERNETES_VERSIONS = ("1.31", kubernetes_validate.utils.latest_version())
 MIB = 1024 * 1024
 
@@ -189,8 +191,6 @@ def _environment(docs: list[dict], tmp_path: Path) -> dict[str, str]:
             ref = item["valueFrom"]["secretKeyRef"]
             secret = by_name["Secret", ref["name"]]
             assert secret["type"] == "Opaque"
-            import base64
-
             env[item["name"]] = base64.b64decode(secret["data"][ref["key"]]).decode()
     mounts = {m["name"]: m["mountPath"] for m in main["volumeMounts"]}
     for volume in spec["volumes"]:

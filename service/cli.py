@@ -132,6 +132,11 @@ def _serve(args: argparse.Namespace) -> int:
             self.cfg.set("worker_connections", args.threads)
             self.cfg.set("timeout", 30)
             self.cfg.set("graceful_timeout", args.graceful_timeout)
+            if "control_socket_disable" in self.cfg.settings:  # gunicorn 25.1 and newer
+                # No gunicornc control socket: nothing uses it, a read-only root filesystem
+                # (Kubernetes) has no $HOME/.gunicorn to put it in, and instances on one host
+                # would all use that one path.
+                self.cfg.set("control_socket_disable", True)
             self.cfg.set("accesslog", None)  # the service writes its own JSON audit line per call
             self.cfg.set("errorlog", "-")
 

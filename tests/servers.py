@@ -270,7 +270,7 @@ class ServiceInstance:
 
 
 def start_service(env: dict[str, str], log_dir: Path, port: int | None = None, workers: int = 1,
-                  extra_args: tuple[str, ...] = ()) -> ServiceInstance:
+                  extra_args: tuple[str, ...] = (), cwd: Path | None = None) -> ServiceInstance:
     """Starts `rpl-cds serve` without waiting; see wait_healthy. The caller must stop() it."""
     port = port or free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -278,7 +278,7 @@ def start_service(env: dict[str, str], log_dir: Path, port: int | None = None, w
     with stdout.open("wb") as out, stderr.open("wb") as err:
         process = subprocess.Popen(
             [str(CLI), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), *extra_args],
-            env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True,
+            env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True, cwd=cwd,
         )
     return ServiceInstance(f"http://127.0.0.1:{port}", port, process, stdout, stderr)
 

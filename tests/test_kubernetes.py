@@ -15,10 +15,12 @@ from pathlib import Path
 
 import kubernetes_validate
 import pytest
+import requests
 import yaml
 
-from service.cli import build_parser
+from service.cli import build_parser, example
 from service.config import ConfigError, Settings, load_settings
+from tests.servers import start_service, wait_healthy
 
 ROOT = Path(__file__).parent.parent
 KUSTOMIZE = ROOT / "deploy" / "kubernetes"
@@ -154,6 +156,29 @@ def test_pods_run_unprivileged_with_a_read_only_root(base):
     tmp = next(v for v in spec["volumes"] if v["name"] == mounts["/tmp"]["name"])
     assert "emptyDir" in tmp and not mounts["/tmp"].get("readOnly")
     assert all(m.get("readOnly") for path, m in mounts.items() if path != "/tmp")
+
+
+def test_the_server_writes_only_to_the_temporary_folder(base, tmp_path):
+    """readOnlyRootFilesystem: `rpl-cds serve` as the container runs it (its home and working
+    folder on the read-only root, TMPDIR the emptyDir) writes nothing but there, calls answered."""
+    home, workdir, tmp = tmp_path / "home", tmp_path / "workdir", tmp_path / "tmp"
+    for folder in (home, workdir, tmp):
+        folder.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RPL_", "XDG_"))}
+    env.update(HOME=str(home), TMPDIR=str(tmp), RPL_AUTH_ENABLED="false",
+               RPL_DATABASE_URL=f"sqlite:///{tmp_path / 'db' / 'feedback.sqlite3'}")  # PostgreSQL in the pods
+    (tmp_path / "db").mkdir()
+    args = serve_args(base)
+    instance = start_service(env, tmp_path / "logs", workers=args.workers, cwd=workdir,
+                             extra_args=("--threads", str(args.threads), "--graceful-timeout", str(args.graceful_timeout)))
+    try:
+        wait_healthy(instance)
+        response = requests.post(f"{instance.url}/cds-services/rpl-patient-view", json=example("patient-view"), timeout=30)
+        assert response.status_code == 200
+    finally:
+        instance.stop()
+    assert list(home.iterdir()) == [] and list(workdir.iterdir()) == []
+    assert "Read-only file system" not in instance.stderr.read_text() and "Control server" not in instance.stderr.read_text()
 
 
 def test_no_service_link_variables_mix_with_the_settings(base):

@@ -168,7 +168,7 @@ NGINX_CONF = """\
 {user}worker_processes 1;
 daemon off;
 pid {home}/nginx.pid;
-error_log {home}/error.log warn;
+error_log {home}/error.log notice;
 events {{ worker_connections 512; }}
 http {{
     access_log {home}/access.log;
@@ -200,19 +200,46 @@ http {{
 """
 
 
+@dataclass
+class Balancer:
+    url: str
+    port: int
+    home: Path
+    process: subprocess.Popen
+
+    def write_config(self, upstreams: list[str]) -> None:
+        servers = "\n".join(f"        server {u} max_fails=1 fail_timeout=30s;" for u in upstreams)
+        # As root, nginx would hand its workers to 'nobody', who cannot use pytest's private folders.
+        user = "user root root;\n" if os.geteuid() == 0 else ""
+        (self.home / "nginx.conf").write_text(
+            NGINX_CONF.format(user=user, home=self.home, servers=servers, port=self.port), encoding="utf-8")
+
+    def route(self, upstreams: list[str]) -> None:
+        """Sends new calls to these upstreams only, as when a Service's endpoints change: nginx
+        reloads, and its old worker finishes the calls it has. Returns once the old worker has
+        stopped taking calls."""
+        log = self.home / "error.log"
+        started, stopping = (log.read_text().count(s) for s in ("start worker process ", "gracefully shutting down"))
+        self.write_config(upstreams)
+        self.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 15
+        while (log.read_text().count("start worker process ") <= started
+               or log.read_text().count("gracefully shutting down") <= stopping):
+            assert self.process.poll() is None and time.monotonic() < deadline, "nginx did not reload:\n" + log.read_text()
+            time.sleep(0.05)
+
+
 @contextmanager
-def nginx_balancer(upstreams: list[str], home: Path, port: int | None = None) -> Iterator[str]:
-    """nginx on a free port, round robin over upstreams ("127.0.0.1:PORT"); yields its URL."""
+def nginx_balancer(upstreams: list[str], home: Path, port: int | None = None) -> Iterator[Balancer]:
+    """nginx on a free port, round robin over upstreams ("127.0.0.1:PORT")."""
     binary = nginx_binary()
     port = port or free_port()
     home.mkdir(parents=True, exist_ok=True)
-    servers = "\n".join(f"        server {u} max_fails=1 fail_timeout=30s;" for u in upstreams)
-    # As root, nginx would hand its workers to 'nobody', who cannot use pytest's private folders.
-    user = "user root root;\n" if os.geteuid() == 0 else ""
-    conf = home / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(user=user, home=home, servers=servers, port=port), encoding="utf-8")
-    process = subprocess.Popen([binary, "-p", str(home), "-c", str(conf)],
+    balancer = Balancer(f"http://127.0.0.1:{port}", port, home, None)  # type: ignore[arg-type]
+    balancer.write_config(upstreams)
+    process = subprocess.Popen([binary, "-p", str(home), "-c", str(home / "nginx.conf")],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    balancer.process = process
     try:
         deadline = time.monotonic() + 15
         while not _listening(port):
@@ -221,7 +248,7 @@ def nginx_balancer(upstreams: list[str], home: Path, port: int | None = None) ->
                 pytest.fail(f"nginx did not start: {process.stderr.read().decode(errors='replace')}"
                             f"{(home / 'error.log').read_text() if (home / 'error.log').exists() else ''}")
             time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
+        yield balancer
     finally:
         _stop(process)
         process.stderr.close()

@@ -26,7 +26,15 @@ import requests
 from service.cli import example
 from service.sandbox_client import JwtSigner, new_tester_key
 from tests.fhir_server import free_port
-from tests.servers import ServiceInstance, nginx_balancer, postgres_server, redis_server, start_service, wait_healthy
+from tests.servers import (
+    Balancer,
+    ServiceInstance,
+    nginx_balancer,
+    postgres_server,
+    redis_server,
+    start_service,
+    wait_healthy,
+)
 
 TIMEOUT = (5, 30)  # connect, read: no call of these tests can hang
 DISCOVERY = "/cds-services"
@@ -40,6 +48,8 @@ class Pair:
     a: ServiceInstance
     b: ServiceInstance
     balancer: str  # nginx's URL: the public base URL of both, so the JWT audience
+    nginx: Balancer
+    env: dict[str, str]  # what A and B were started with
 
     def headers(self, path: str) -> dict[str, str]:
         """A fresh JWT (new jti) for a call of path, as the EHR sends through the balancer."""
@@ -79,9 +89,9 @@ def running_pair(tmp_path: Path, database_url: str, redis_url: str) -> Iterator[
         for instance in instances:
             wait_healthy(instance)
             _wait_ready(instance)
-        balancer = stack.enter_context(
+        nginx = stack.enter_context(
             nginx_balancer([f"127.0.0.1:{i.port}" for i in instances], tmp_path / "nginx", port=balancer_port))
-        yield Pair(instances[0], instances[1], balancer)
+        yield Pair(instances[0], instances[1], nginx.url, nginx, env)
 
 
 def _wait_ready(instance: ServiceInstance, timeout: float = 30) -> None:
@@ -171,77 +181,120 @@ def test_feedback_through_both_instances_is_stored_once_each(pair, postgres_url)
     assert stored_feedback(postgres_url, cards) == {card: 1 for card in cards}  # none lost, none doubled
 
 
-# -- one instance dies ---------------------------------------------------------------------------------
+# -- one instance dies, or is replaced -------------------------------------------------------------------
 @dataclass
 class Call:
     kind: str
     status: int  # 0: no answer at all
-    after_crash: bool  # started once the crashed instance refused connections
+    phase: int  # what had happened when the call started (see Load.phase)
     card: str | None = None
 
 
-def test_a_crashed_instance_loses_no_acknowledged_feedback_and_calls_go_on(tmp_path, postgres_url, shared_redis_url):
-    """B is killed (SIGKILL to the master and its workers, like a pod that dies) while four
-    clients call discovery, a hook and feedback through nginx without pause."""
-    with running_pair(tmp_path, postgres_url, shared_redis_url) as pair:
-        calls: list[Call] = []
-        lock = threading.Lock()
-        crashed = threading.Event()
-        stop = threading.Event()
+class Load:
+    """Four clients calling discovery, a hook and feedback through nginx without pause, each
+    call with a fresh JWT, as EHRs do."""
 
-        def client() -> None:
-            session = requests.Session()
-            kinds = ("discovery", "hook", "feedback")
-            n = 0
-            while not stop.is_set():
-                kind = kinds[n % 3]
-                n += 1
-                after = crashed.is_set()
-                card = str(uuid.uuid4()) if kind == "feedback" else None
-                try:
-                    if kind == "discovery":
-                        r = session.get(pair.balancer + DISCOVERY, headers=pair.headers(DISCOVERY), timeout=TIMEOUT)
-                    elif kind == "hook":
-                        r = session.post(pair.balancer + HOOK, json=hook_body(), headers=pair.headers(HOOK), timeout=TIMEOUT)
-                    else:
-                        r = session.post(pair.balancer + FEEDBACK, json=feedback_body(card), headers=pair.headers(FEEDBACK),
-                                         timeout=TIMEOUT)
-                    status = r.status_code
-                except requests.RequestException:
-                    status = 0
-                with lock:
-                    calls.append(Call(kind, status, after, card))
+    def __init__(self, pair: Pair, clients: int = 4):
+        self.pair = pair
+        self.calls: list[Call] = []
+        self.phase = 0  # the test moves it on: calls remember the phase they started in
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.threads = [threading.Thread(target=self._client, daemon=True) for _ in range(clients)]
 
-        def count(after: bool) -> int:
-            with lock:
-                return sum(1 for c in calls if c.after_crash == after)
-
-        threads = [threading.Thread(target=client, daemon=True) for _ in range(4)]
-        for thread in threads:
+    def __enter__(self) -> Load:
+        for thread in self.threads:
             thread.start()
-        try:
-            _wait_for(lambda: count(False) >= 24, "calls before the crash")
-            assert audit_records(pair.b), "B served calls before it was killed"
-            pair.b.crash()
-            crashed.set()
-            _wait_for(lambda: count(True) >= 36, "calls after the crash")
-        finally:
-            stop.set()
-            for thread in threads:
-                thread.join(timeout=40)
-        assert not any(t.is_alive() for t in threads)
+        return self
 
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for thread in self.threads:
+            thread.join(timeout=40)
+        assert not any(t.is_alive() for t in self.threads)
+
+    def _client(self) -> None:
+        session, pair, n = requests.Session(), self.pair, 0
+        while not self._stop.is_set():
+            kind = ("discovery", "hook", "feedback")[n % 3]
+            n += 1
+            phase = self.phase
+            card = str(uuid.uuid4()) if kind == "feedback" else None
+            try:
+                if kind == "discovery":
+                    r = session.get(pair.balancer + DISCOVERY, headers=pair.headers(DISCOVERY), timeout=TIMEOUT)
+                elif kind == "hook":
+                    r = session.post(pair.balancer + HOOK, json=hook_body(), headers=pair.headers(HOOK), timeout=TIMEOUT)
+                else:
+                    r = session.post(pair.balancer + FEEDBACK, json=feedback_body(card), headers=pair.headers(FEEDBACK),
+                                     timeout=TIMEOUT)
+                status = r.status_code
+            except requests.RequestException:
+                status = 0
+            with self._lock:
+                self.calls.append(Call(kind, status, phase, card))
+
+    def wait_for_calls(self, phase: int, count: int) -> None:
+        def enough() -> bool:
+            with self._lock:
+                return sum(1 for c in self.calls if c.phase == phase) >= count
+
+        _wait_for(enough, f"{count} calls in phase {phase}")
+
+
+def test_a_crashed_instance_loses_no_acknowledged_feedback_and_calls_go_on(tmp_path, postgres_url, shared_redis_url):
+    """B is killed (SIGKILL to the master and its workers, like a pod that dies) under load."""
+    with running_pair(tmp_path, postgres_url, shared_redis_url) as pair, Load(pair) as load:
+        load.wait_for_calls(0, 24)
+        assert audit_records(pair.b), "B served calls before it was killed"
+        pair.b.crash()
+        load.phase = 1  # B refuses connections
+        load.wait_for_calls(1, 36)
+
+    calls = load.calls
     # A call that B had received when it died is lost: a POST gets nginx's 502 (a POST that
     # reached a server is not sent again: see tests/servers.py), a GET is sent to A again but
     # its JWT, already recorded by B, is refused there as a replay (401). At most one such
     # call per client; every other call is answered.
     failed = [c for c in calls if c.status != 200]
-    assert all(not c.after_crash and c.status == (401 if c.kind == "discovery" else 502) for c in failed), failed
-    assert len(failed) <= len(threads)
-    after = [c for c in calls if c.after_crash]
+    assert all(c.phase == 0 and c.status == (401 if c.kind == "discovery" else 502) for c in failed), failed
+    assert len(failed) <= len(load.threads)
+    after = [c for c in calls if c.phase == 1]
     assert {c.kind for c in after} == {"discovery", "hook", "feedback"} and all(c.status == 200 for c in after)
     # Every feedback acknowledged with 200 is in PostgreSQL, once.
     acknowledged = [c.card for c in calls if c.kind == "feedback" and c.status == 200]
+    assert stored_feedback(postgres_url, acknowledged) == {card: 1 for card in acknowledged}
+
+
+def test_a_rolling_update_drops_no_call(tmp_path, postgres_url, shared_redis_url):
+    """What Kubernetes does in a rolling update (deploy/kubernetes, maxSurge 1, maxUnavailable
+    0), under load: a new instance C starts and, once ready, gets calls; B is taken out of the
+    balancer (its endpoint removed), the preStop pause passes, then B gets SIGTERM and drains."""
+    with running_pair(tmp_path, postgres_url, shared_redis_url) as pair:
+        new = start_service(pair.env, tmp_path / "c")
+        try:
+            with Load(pair) as load:  # ends before the new instance is stopped (that is no update)
+                load.wait_for_calls(0, 15)
+                wait_healthy(new)
+                _wait_ready(new)
+                pair.nginx.route([f"127.0.0.1:{i.port}" for i in (pair.a, pair.b, new)])
+                load.phase = 1  # the new instance takes calls
+                load.wait_for_calls(1, 15)
+                pair.nginx.route([f"127.0.0.1:{i.port}" for i in (pair.a, new)])
+                load.phase = 2  # B gets no new calls; then the preStop pause
+                load.wait_for_calls(2, 9)
+                os.killpg(pair.b.process.pid, signal.SIGTERM)
+                assert pair.b.process.wait(timeout=40) == 0, "B stopped cleanly within its graceful timeout"
+                load.phase = 3  # B is gone
+                load.wait_for_calls(3, 15)
+        finally:
+            new.stop()
+
+    calls = load.calls
+    assert [c for c in calls if c.status != 200] == []
+    assert {c.kind for c in calls if c.phase == 3} == {"discovery", "hook", "feedback"}
+    assert audit_records(new), "the new instance answered calls"
+    acknowledged = [c.card for c in calls if c.kind == "feedback"]
     assert stored_feedback(postgres_url, acknowledged) == {card: 1 for card in acknowledged}
 
 

@@ -205,7 +205,7 @@ class Balancer:
     url: str
     port: int
     home: Path
-    process: subprocess.Popen
+    process: subprocess.Popen | None = None  # set once nginx runs
 
     def write_config(self, upstreams: list[str]) -> None:
         servers = "\n".join(f"        server {u} max_fails=1 fail_timeout=30s;" for u in upstreams)
@@ -218,6 +218,7 @@ class Balancer:
         """Sends new calls to these upstreams only, as when a Service's endpoints change: nginx
         reloads, and its old worker finishes the calls it has. Returns once the old worker has
         stopped taking calls."""
+        assert self.process is not None
         log = self.home / "error.log"
         started, stopping = (log.read_text().count(s) for s in ("start worker process ", "gracefully shutting down"))
         self.write_config(upstreams)
@@ -235,7 +236,7 @@ def nginx_balancer(upstreams: list[str], home: Path, port: int | None = None) ->
     binary = nginx_binary()
     port = port or free_port()
     home.mkdir(parents=True, exist_ok=True)
-    balancer = Balancer(f"http://127.0.0.1:{port}", port, home, None)  # type: ignore[arg-type]
+    balancer = Balancer(f"http://127.0.0.1:{port}", port, home)
     balancer.write_config(upstreams)
     process = subprocess.Popen([binary, "-p", str(home), "-c", str(home / "nginx.conf")],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)

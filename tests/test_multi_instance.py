@@ -254,10 +254,11 @@ def test_a_crashed_instance_loses_no_acknowledged_feedback_and_calls_go_on(tmp_p
     calls = load.calls
     # A call that B had received when it died is lost: a POST gets nginx's 502 (a POST that
     # reached a server is not sent again: see tests/servers.py), a GET is sent to A again but
-    # its JWT, already recorded by B, is refused there as a replay (401). At most one such
-    # call per client; every other call is answered.
+    # its JWT, already recorded by B, is refused there as a replay (401), and an answer B was
+    # in the middle of sending is cut off (nginx closes the connection: no status, 0). At most
+    # one such call per client; every other call is answered.
     failed = [c for c in calls if c.status != 200]
-    assert all(c.phase == 0 and c.status == (401 if c.kind == "discovery" else 502) for c in failed), failed
+    assert all(c.phase == 0 and c.status in ({0, 401} if c.kind == "discovery" else {0, 502}) for c in failed), failed
     assert len(failed) <= len(load.threads)
     after = [c for c in calls if c.phase == 1]
     assert {c.kind for c in after} == {"discovery", "hook", "feedback"} and all(c.status == 200 for c in after)

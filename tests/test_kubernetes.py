@@ -247,6 +247,8 @@ def test_the_overlay_configuration_passes_the_service_checks(overlay, tmp_path, 
     # Several pods (and 2 workers each) must share one memory of the JWT ids already used.
     assert settings.replay_cache_url.startswith("redis://")
     assert serve_args(overlay).workers >= 2
+    if "fhir_max_calls_per_worker" in Settings.model_fields:  # calls waiting on FHIR servers leave threads free
+        assert serve_args(overlay).threads > settings.fhir_max_calls_per_worker
 
 
 def test_graceful_shutdown_fits_the_termination_grace_period(base):

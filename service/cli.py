@@ -25,6 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--threads", type=int, default=8,
                        help="threads per worker; more than RPL_FHIR_MAX_CALLS_PER_WORKER (6), so that calls "
                             "waiting on slow FHIR servers leave threads for the others and /healthz")
+    serve.add_argument("--graceful-timeout", type=int, default=30, metavar="SECONDS",
+                       help="on SIGTERM, how long the calls in progress may take to finish before the workers are "
+                            "stopped (keep it below Kubernetes' terminationGracePeriodSeconds minus the preStop pause)")
 
     demo = commands.add_parser("demo", help="send the example requests to a running service and print the cards")
     demo.add_argument("--url", default="http://127.0.0.1:8080", help="base URL of the running service")
@@ -239,14 +242,16 @@ def _serve(args: argparse.Namespace) -> int:
             # go to a free worker (issue #7: p99 at concurrency 8 from ~160 to ~85 ms).
             self.cfg.set("worker_connections", args.threads)
             self.cfg.set("timeout", 30)
+            self.cfg.set("graceful_timeout", args.graceful_timeout)
             self.cfg.set("accesslog", None)  # the service writes its own JSON audit line per call
             self.cfg.set("errorlog", "-")
             self.cfg.set("child_exit", lambda _server, worker: worker_exit(worker.pid))
             if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 25.1
                 # Its default path (~/.gunicorn/gunicorn.ctl) is shared by every instance a user
                 # runs: a second instance took it over, and anyone with the user's rights could
-                # change the workers of the first. The service is managed by signals and its
-                # platform, not by gunicornc.
+                # change the workers of the first; under a read-only root filesystem (Kubernetes)
+                # it cannot be made at all. The service is managed by signals and its platform,
+                # not by gunicornc.
                 self.cfg.set("control_socket_disable", True)
 
         def load(self):

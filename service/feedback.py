@@ -27,7 +27,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -37,6 +38,7 @@ from .protocol import FeedbackItem
 
 log = logging.getLogger(__name__)
 metadata = sa.MetaData()
+SCHEMA_LOCK_KEY = 0x72706C2D636473  # "rpl-cds": the advisory lock held while the tables are created
 
 # How a produced card was handled.
 SHOWN, SILENT, SUPPRESSED = "shown", "silent", "suppressed"
@@ -111,6 +113,24 @@ class StoredFeedback:
     duplicates: int  # items already stored (sent again)
 
 
+@contextmanager
+def schema_lock(engine: sa.Engine) -> Iterator[None]:
+    """Held while the tables are created or changed. The replicas of a Deployment start together
+    on an empty database: without it, two would both find a table missing and one CREATE would
+    fail (that instance would stay unready until its next probe). On PostgreSQL an advisory
+    lock, so the others wait and then find the tables; SQLite serves one host and needs none."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as connection:
+        connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+        try:
+            yield
+        finally:
+            connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEMA_LOCK_KEY})
+            connection.commit()
+
+
 class FeedbackUnavailable(Exception):
     """The database could not take the feedback (nothing was stored)."""
 
@@ -148,8 +168,9 @@ class FeedbackStore:
 
     def _ensure_schema(self) -> None:
         if not self._schema_ready:
-            metadata.create_all(self.engine)
-            self._migrate()
+            with schema_lock(self.engine):
+                metadata.create_all(self.engine)
+                self._migrate()
             self._schema_ready = True
 
     def _migrate(self) -> None:

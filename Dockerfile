@@ -17,9 +17,10 @@ COPY cards ./cards
 COPY fhir_mappings ./fhir_mappings
 RUN pip install ".[postgres]" && rm -rf /src
 
-# An unprivileged user; its home is the working directory (the default SQLite
-# feedback file lands there when RPL_DATABASE_URL is not set).
+# An unprivileged user; its home holds the data folder (the default SQLite feedback
+# file, /var/lib/rpl-cds/rpl-cds/feedback.sqlite3, when RPL_DATABASE_URL is not set).
 RUN useradd --system --uid 10001 --user-group --create-home --home-dir /var/lib/rpl-cds rpl
+ENV XDG_DATA_HOME=/var/lib/rpl-cds
 USER rpl
 WORKDIR /var/lib/rpl-cds
 

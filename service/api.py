@@ -20,7 +20,7 @@ from cards.orders import OrderBuilder
 from cards.rules import evaluate
 
 from . import auth
-from .errors import ApiError
+from .errors import ApiError, error_response
 from .feedback import FeedbackUnavailable
 from .prefetch import PrefetchUnavailable, resolve
 from .protocol import (
@@ -42,6 +42,8 @@ audit = logging.getLogger("rpl_cds.audit")
 log = logging.getLogger(__name__)
 
 JSON_TYPES = ("application/json", "application/fhir+json")
+# A database outage is minutes, not milliseconds: the client should not retry at once.
+FEEDBACK_RETRY_AFTER_SECONDS = 30
 
 
 def runtime() -> Runtime:
@@ -148,7 +150,9 @@ def feedback(service_id: str):
     try:
         stored = runtime().feedback.add(service_id, items)
     except FeedbackUnavailable:
-        raise ApiError(503, "the feedback store is unavailable; nothing was stored, please retry") from None
+        unavailable = error_response(503, ["the feedback store is unavailable; nothing was stored, please retry"])
+        unavailable.headers["Retry-After"] = str(FEEDBACK_RETRY_AFTER_SECONDS)
+        return unavailable
     return jsonify({"stored": stored})
 
 

@@ -172,8 +172,16 @@ def readyz():
     return response
 
 
-# -- authentication and the audit log: every call but the health probes ---------------------
-UNAUDITED = frozenset({"cds.healthz", "cds.readyz"})
+@bp.get("/openapi.json")
+def openapi():
+    """The OpenAPI 3.1 document of these endpoints (public: it holds no data)."""
+    from .openapi import document
+
+    return jsonify(document())
+
+
+# -- authentication and the audit log: every call but the health probes and the API document --
+UNAUDITED = frozenset({"cds.healthz", "cds.readyz", "cds.openapi"})
 
 
 @bp.before_app_request

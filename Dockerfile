@@ -11,7 +11,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 # Install the package with the PostgreSQL driver; the source tree is not kept.
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY service ./service
 COPY cards ./cards
 COPY fhir_mappings ./fhir_mappings

@@ -14,6 +14,7 @@ from jsonschema import Draft202012Validator
 
 from service import create_app
 from service.config import Settings
+from tests.prerequisites import pytest_collection_modifyitems, pytest_configure  # noqa: F401  (session-start check)
 
 TODAY = date(2026, 11, 23)
 SCHEMAS = Path(__file__).parent.parent / "service" / "schemas"

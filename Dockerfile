@@ -1,6 +1,11 @@
 # rpl-cds: the CDS Hooks service for recurrent pregnancy loss, served by gunicorn.
 #   docker build -t rpl-cds .
-#   docker run -p 8080:8080 -e RPL_DATABASE_URL=postgresql+psycopg://... rpl-cds
+#   docker run --rm -p 8080:8080 -e RPL_PUBLIC_BASE_URL=http://localhost:8080 \
+#       -e RPL_AUTH_ISSUERS='[{"iss": "https://sandbox.cds-hooks.org", "jku_allowlist": ["https://sandbox.cds-hooks.org/.well-known/jwks.json"]}]' \
+#       rpl-cds
+# Authentication is on: the service starts only with a trusted issuer (here the public CDS
+# Hooks sandbox, for trying it; README, "Security"). Feedback goes to SQLite in the container
+# unless -e RPL_DATABASE_URL=postgresql+psycopg://user:password@host:5432/db.
 # Settings come from RPL_* environment variables (README, "Configuration").
 FROM python:3.12-slim
 

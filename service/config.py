@@ -45,7 +45,8 @@ def default_database_url() -> str:
     return f"sqlite:///{data_dir() / 'feedback.sqlite3'}"
 
 
-POSTGRES_EXTRA_FIX = "install the PostgreSQL driver with: pip install 'rpl-cds[postgres]' (the image has it)"
+POSTGRES_EXTRA_FIX = ("install the postgres extra, which brings the driver: .venv/bin/pip install '.[postgres]' "
+                      "in the source tree (or 'rpl-cds[postgres]'); the image has it")
 
 
 def checked_database_url(url: str) -> str:

@@ -36,7 +36,7 @@ def test_a_postgresql_url_without_the_driver_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg raises ImportError
     with pytest.raises(ConfigError) as stop:
         load_settings(database_url="postgresql+psycopg://rpl@db/rpl", **DEV)
-    assert "RPL_DATABASE_URL" in str(stop.value) and "pip install 'rpl-cds[postgres]'" in str(stop.value)
+    assert "RPL_DATABASE_URL" in str(stop.value) and "pip install '.[postgres]'" in str(stop.value)
 
 
 def test_postgresql_urls_use_the_psycopg_driver():
@@ -68,7 +68,7 @@ def test_serve_without_the_driver_stops_with_one_message_and_no_traceback(tmp_pa
     done = subprocess.run([sys.executable, "-m", "service.cli", "serve", "--port", "1"], env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
-    assert "RPL_DATABASE_URL" in done.stderr and "rpl-cds[postgres]" in done.stderr
+    assert "RPL_DATABASE_URL" in done.stderr and "'.[postgres]'" in done.stderr
     assert "Traceback" not in done.stderr and "Booting worker" not in done.stderr
 
 

@@ -410,7 +410,11 @@ def check_patient(
     try:
         response = session.get(url, headers={"Accept": FHIR_JSON, **_auth(token)}, timeout=timeout)
     except requests.RequestException as exc:
-        raise ClientError(f"cannot reach the FHIR server at {url}: {exc}") from None
+        # Perhaps reachable only from the service (a container network): it may still fetch.
+        if warn:
+            warn(f"cannot reach the FHIR server to check the patient ({type(exc).__name__}); "
+                 "the service reads the data itself")
+        return
     if response.status_code in (404, 410):
         raise ClientError(
             f"Patient/{patient_id}: patient not found on the FHIR server {fhir_server.rstrip('/')} "

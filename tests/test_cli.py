@@ -184,3 +184,15 @@ def test_long_ids_are_not_broken_at_hyphens():
     text = "\n".join(lines)
     assert f"Observation/{long_id}" in text
     assert "urn:uuid:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0." in text
+
+
+@responses.activate
+def test_call_goes_on_when_only_the_service_can_reach_the_fhir_server(capsys):
+    """E.g. `--fhir-server http://hapi:8080/fhir`, a name only the service's network knows."""
+    import requests
+
+    responses.get(f"{DEFAULT_SERVICE_URL}/cds-services", json=DISCOVERY)
+    responses.get(f"{FHIR}/Patient/p-1", body=requests.ConnectionError("no such host"))
+    responses.post(f"{DEFAULT_SERVICE_URL}/cds-services/rpl-patient-view", json={"cards": []})
+    assert main(["call", "patient-view", "--fhir-server", FHIR, "--patient", "p-1", "--no-prefetch"]) == 0
+    assert "cannot reach the FHIR server to check the patient" in capsys.readouterr().err

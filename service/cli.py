@@ -69,10 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action=_Version, help="print the version and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, help: str, epilog: str | None = None) -> argparse.ArgumentParser:
-        return commands.add_parser(name, help=help, description=help, epilog=epilog, formatter_class=_Help)
+    def command(name: str, help: str, epilog: str = "") -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help, description=help, formatter_class=_Help,
+                                   epilog=f"{epilog} {SETTINGS_EPILOG}".strip())
 
-    serve = command("serve", "run the service under gunicorn (production WSGI server)", SETTINGS_EPILOG)
+    serve = command("serve", "run the service under gunicorn (production WSGI server)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: all interfaces)")
     serve.add_argument("--port", type=int, default=8080, help="port to listen on")
     serve.add_argument("--workers", type=int, default=2, help="worker processes")

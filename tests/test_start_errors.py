@@ -13,6 +13,7 @@ import pytest
 
 from service import create_app
 from service.config import ConfigError, data_dir, default_database_url, load_settings
+from tests.fhir_server import free_port
 
 ROOT = Path(__file__).parent.parent
 DEV = {"auth_enabled": False}
@@ -65,7 +66,8 @@ def test_serve_without_the_driver_stops_with_one_message_and_no_traceback(tmp_pa
     )
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}", "RPL_AUTH_ENABLED": "false",
            "RPL_DATABASE_URL": "postgresql+psycopg://rpl@127.0.0.1:1/rpl"}
-    done = subprocess.run([sys.executable, "-m", "service.cli", "serve", "--port", "1"], env=env,
+    port = str(free_port())  # never bound when the check works
+    done = subprocess.run([sys.executable, "-m", "service.cli", "serve", "--port", port], env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "RPL_DATABASE_URL" in done.stderr and "'.[postgres]'" in done.stderr

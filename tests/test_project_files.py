@@ -29,3 +29,14 @@ def test_the_changelog_has_this_version():
     version = PYPROJECT["project"]["version"]
     assert re.search(rf"^## \[{re.escape(version)}\] - \d{{4}}-\d{{2}}-\d{{2}}$", changelog, re.M), version
     assert "## [Unreleased]" in changelog
+
+
+def test_ci_installs_every_debian_prerequisite_the_readme_and_the_check_name():
+    from tests.prerequisites import PREREQUISITES
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    for prerequisite in PREREQUISITES:
+        package = prerequisite.install.split("apt-get install ")[1].split()[0]
+        assert f"`apt-get install {package}`" in readme, package
+        assert f"missing+=({package})" in ci, package

@@ -39,9 +39,9 @@ class OverrideReason:
 
 @dataclass(frozen=True)
 class Action:
-    type: str  # "create" | "delete"
+    type: str  # "create" | "update" | "delete"
     description: Text
-    resource: Mapping[str, Any] | None = None  # for create
+    resource: Mapping[str, Any] | None = None  # for create and update (the complete resource)
     resource_id: str | None = None  # for delete: "MedicationRequest/abc"
 
 

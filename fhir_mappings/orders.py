@@ -18,6 +18,9 @@ from .valuesets import SNOMED, ValueSetIndex
 
 ORDER_STATUS_ON_RECORD = frozenset({"active", "on-hold", "draft"})
 STATEMENT_STATUS_ACTIVE = frozenset({"active", "intended"})
+# Catalogue "Treated condition": a medication taken now or before (medication_history).
+REQUEST_STATUS_TAKEN = frozenset({"active", "on-hold", "completed", "stopped"})
+STATEMENT_STATUS_NOT_TAKEN = frozenset({"entered-in-error", "not-taken"})
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,14 @@ def order_on_record(raw: Mapping[str, Any], order: OrderFact) -> bool:
     if raw.get("resourceType") == "MedicationStatement":
         return order.status in STATEMENT_STATUS_ACTIVE
     return order.status in ORDER_STATUS_ON_RECORD
+
+
+def medication_taken(raw: Mapping[str, Any], order: OrderFact) -> bool:
+    """A medication the patient takes or took: part of PatientFacts.medication_history."""
+    rtype = raw.get("resourceType")
+    if rtype == "MedicationStatement":
+        return order.status not in STATEMENT_STATUS_NOT_TAKEN
+    return rtype == "MedicationRequest" and order.status in REQUEST_STATUS_TAKEN
 
 
 def _medication_concept(raw: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any] | None:
@@ -91,6 +102,7 @@ def order_fact(
         daily_dose_mg=_daily_dose_mg(model),
         routes=_routes(model),
         reason=frozenset(reasons),
+        resource=raw if not draft and rtype == "MedicationRequest" else None,
     )
 
 
@@ -110,7 +122,8 @@ _PERIOD_DAYS = {"h": 1 / 24, "d": 1.0, "wk": 7.0}
 
 
 def _routes(model: Any) -> frozenset[str]:
-    dosages = getattr(model, "dosageInstruction", None) or []
+    # MedicationRequest.dosageInstruction, MedicationStatement.dosage
+    dosages = getattr(model, "dosageInstruction", None) or getattr(model, "dosage", None) or []
     return frozenset(code for d in dosages for system, code in coding_pairs(d.route) if system == SNOMED and code)
 
 

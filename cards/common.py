@@ -97,5 +97,10 @@ def lab_fact(label: str, result: LabResult) -> Text:
 
 def order_fact(order: OrderFact) -> Text:
     if order.draft:
-        return Text(_("Draft order: %(order)s (%(ref)s)"), {"order": order.display, "ref": order.reference})
-    return Text(_("Active order: %(order)s (%(ref)s)"), {"order": order.display, "ref": order.reference})
+        line = Text(_("Draft order: %(order)s (%(ref)s)"), {"order": order.display, "ref": order.reference})
+    else:
+        line = Text(_("Active order: %(order)s (%(ref)s)"), {"order": order.display, "ref": order.reference})
+    if order.recognised_by_name:  # the clinician should know why: the code is one the service does not know
+        return Text(_("%(order)s, recognised by its name: its code is in none of the service's value sets"),
+                    {"order": line})
+    return line

@@ -130,5 +130,4 @@ def d3_2(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
         facts=tuple(lines),
         advice=tuple(advice),
         suggestions=tuple(suggestions),
-        selection_behavior="any" if len(suggestions) > 1 else "at-most-one",
     )

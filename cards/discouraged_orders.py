@@ -23,8 +23,8 @@ medication history and lives in cards.e5_1_thyroid_treatment.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 
 from fhir_mappings.facts import OrderFact, PatientFacts
 
@@ -121,6 +121,8 @@ class DiscouragedOrder:
     @property
     def prevents_miscarriage(self) -> bool:
         return bool(self.indications)
+    # The summary that names the one ingredient ordered (msgid by ingredient); the row's summary otherwise.
+    summary_by_ingredient: Mapping[str, str] = field(default_factory=dict)
 
 
 OTHER_INDICATION = override("other-indication", _("Ordered for another indication than recurrent pregnancy loss"))
@@ -301,6 +303,10 @@ TABLE: tuple[DiscouragedOrder, ...] = (
         _("Prednisolone is not advised in recurrent pregnancy loss"),
         _("Do not give prednisone or prednisolone to prevent miscarriage in recurrent pregnancy loss, explained or not."),
         indications=("indication-autoimmune-disease", "indication-immune-thrombocytopenia"),
+        summary_by_ingredient={
+            "prednisone": _("Prednisone is not advised in recurrent pregnancy loss"),
+            "prednisolone": _("Prednisolone is not advised in recurrent pregnancy loss"),
+        },
     ),
     DiscouragedOrder(
         "E8.4", ("heparins", "low-dose-aspirin"), unexplained_without_thrombophilia,
@@ -373,6 +379,12 @@ def _warn(rec_id: str, orders: list[OrderFact], summary: Text, advice: Text, con
     )
 
 
+def _summary(row: DiscouragedOrder, orders: list[OrderFact]) -> str:
+    """Name what was ordered (a prednisone order is not called prednisolone), when it is one ingredient."""
+    named = {i for o in orders for i in o.ingredients if i in row.summary_by_ingredient}
+    return row.summary_by_ingredient[named.pop()] if len(named) == 1 else row.summary
+
+
 def discouraged_orders(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
     # E4 first: an immunomodulating order that cites an immune test as its reason gets the E4
     # card, which answers that reason; the E8 row of the drug would say the same order again
@@ -392,7 +404,7 @@ def discouraged_orders(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDr
         if not orders or not row.applies(facts):
             continue
         reasons = (*row.override_reasons, *indication_overrides(*row.indications))
-        yield _warn(row.rec_id, orders, Text(row.summary), Text(row.advice), _context_facts(row, facts),
+        yield _warn(row.rec_id, orders, Text(_summary(row, orders)), Text(row.advice), _context_facts(row, facts),
                     reasons, row.indicator)
     if cited and facts.has_rpl:
         yield _warn(

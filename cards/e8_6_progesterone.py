@@ -231,10 +231,7 @@ def e8_6b(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
         drafts_to_replace = [o for o in judged if not _as_endorsed(o)]
         if not drafts_to_replace:
             return
-        suggestions = tuple(
-            s for o in drafts_to_replace
-            if (s := remove_draft(o, replacement=order, replacement_label=dose_text)) is not None
-        )
+        suggestions = _replace_all(drafts_to_replace, order, dose_text)
         facts_used = (*(order_fact(o) for o in drafts_to_replace), *_pregnancy_facts(facts))
     yield CardDraft(
         rec_id="E8.6b",
@@ -282,6 +279,22 @@ def _course_complete(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraf
             Text(_("Progesterone for bleeding before 12 weeks after three or more miscarriages is continued until 16 weeks of pregnancy; from 16 weeks it can be stopped.")),
         ),
     )
+
+
+def _replace_all(drafts: list[OrderFact], order: dict, dose_text: Text) -> tuple[Suggestion, ...]:
+    """One suggestion that removes every draft to replace and creates the endorsed order once:
+    suggestions must not overlap for a client that only knows selectionBehavior 'any' (Epic),
+    which may accept them all - one create per draft would prescribe it twice."""
+    removable = [o for o in drafts if o.draft and "/" in o.reference]
+    if len(removable) <= 1:
+        return tuple(s for o in removable if (s := remove_draft(o, replacement=order, replacement_label=dose_text)))
+    names = ", ".join(o.display for o in removable)
+    actions = tuple(
+        Action("delete", Text(_("Remove the draft order: %(order)s"), {"order": o.display}), resource_id=o.reference)
+        for o in removable
+    )
+    return (Suggestion(Text(_("Replace %(order)s"), {"order": names}), (*actions, Action("create", dose_text, resource=order)),
+                       recommended=True),)
 
 
 def _contraindication_fact(finding: Finding) -> Text:

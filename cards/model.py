@@ -66,7 +66,9 @@ class CardDraft:
     facts: tuple[Text, ...]  # the patient facts the card is based on (value, unit, date, source)
     advice: tuple[Text, ...]  # the recommendation, in short
     suggestions: tuple[Suggestion, ...] = ()
-    selection_behavior: str = "at-most-one"
+    # "any": the one value every client supports (Epic documents only this); a rule's suggestions
+    # therefore never overlap (tests/test_real_clients.py checks every card).
+    selection_behavior: str = "any"
     override_reasons: tuple[OverrideReason, ...] = ()
     links: tuple[Link, ...] = ()
 

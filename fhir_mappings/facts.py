@@ -160,6 +160,8 @@ class OrderFact:
     # The MedicationRequest on record as received, for a card that updates it (E8.6c: status
     # 'stopped'); None for drafts and other resource types. Not compared: a fact, not its JSON.
     resource: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+    ingredients: frozenset[str] = frozenset()  # catalogue ingredients it contains, e.g. {"prednisone"}
+    recognised_by_name: bool = False  # its code is in no value set: its display or text named the ingredient
 
 
 @dataclass(frozen=True)

@@ -67,9 +67,13 @@ def create_app(
                 max_response_bytes=settings.fhir_max_response_bytes,
                 retries=settings.fhir_retries,
                 gzip=settings.fhir_gzip,
+                call_deadline=settings.fhir_call_deadline_seconds,
+                max_call_bytes=settings.fhir_max_call_bytes,
+                max_worker_bytes=settings.fhir_max_worker_bytes,
+                max_calls_per_server=settings.fhir_max_calls_per_server,
+                max_calls_per_worker=settings.fhir_max_calls_per_worker,
             ),
         ),
-        executor=ThreadPoolExecutor(max_workers=8, thread_name_prefix="fhir"),
         feedback=FeedbackStore(settings.database_url),
         translations=load_translations(),
         today=today,
@@ -82,6 +86,7 @@ def create_app(
         app,
         origins=list(settings.cors_origins),
         allow_headers=["Authorization", "Content-Type"],
+        expose_headers=["WWW-Authenticate"],  # a browser client (the sandbox) may read why it got a 401
         methods=["GET", "POST", "OPTIONS"],
         max_age=600,
     )

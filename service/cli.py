@@ -77,7 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: all interfaces)")
     serve.add_argument("--port", type=int, default=8080, help="port to listen on")
     serve.add_argument("--workers", type=int, default=2, help="worker processes")
-    serve.add_argument("--threads", type=int, default=4, help="threads per worker")
+    serve.add_argument("--threads", type=int, default=8,
+                       help="threads per worker; more than RPL_FHIR_MAX_CALLS_PER_WORKER (6), so that calls "
+                            "waiting on slow FHIR servers leave threads for the others and /healthz")
 
     jwt_epilog = (
         "With authentication on (RPL_AUTH_ENABLED=true, the default) the service needs a signed JWT: "
@@ -166,6 +168,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from . import create_app
     from .config import ConfigError, load_settings
+    from .replay import in_memory_database
     # The app's modules are imported here, in gunicorn's master, before it forks the workers
     # (create_app imports them lazily, for a fast --help): a worker then answers at once
     # instead of importing for most of a second, and the workers share that memory.
@@ -176,9 +179,15 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    if getattr(settings, "auth_enabled", False) and not getattr(settings, "replay_cache_url", "") and args.workers > 1:
-        print(f"WARNING: {args.workers} workers keep separate JWT replay memories: a replayed token can pass on "
-              "another worker. Set RPL_REPLAY_CACHE_URL=redis://... or use --workers 1.", file=sys.stderr)
+    if args.threads <= max(settings.fhir_max_calls_per_server, settings.fhir_max_calls_per_worker):
+        print(f"WARNING: --threads {args.threads} is not above RPL_FHIR_MAX_CALLS_PER_WORKER "
+              f"({settings.fhir_max_calls_per_worker}) and RPL_FHIR_MAX_CALLS_PER_SERVER "
+              f"({settings.fhir_max_calls_per_server}): calls waiting on slow FHIR servers can hold every "
+              "thread of a worker, and /healthz and other calls wait.", file=sys.stderr)
+    if settings.auth_enabled and not settings.replay_cache_url and args.workers > 1 and in_memory_database(settings.database_url):
+        print(f"WARNING: {args.workers} workers keep separate JWT replay memories with an in-memory database: a "
+              "replayed token can pass on another worker. Use a database file, RPL_REPLAY_CACHE_URL=redis://... "
+              "or --workers 1.", file=sys.stderr)
 
     class Server(BaseApplication):
         def load_config(self) -> None:
@@ -195,6 +204,12 @@ def _serve(args: argparse.Namespace) -> int:
             self.cfg.set("timeout", 30)
             self.cfg.set("accesslog", None)  # the service writes its own JSON audit line per call
             self.cfg.set("errorlog", "-")
+            if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 25.1
+                # Its default path (~/.gunicorn/gunicorn.ctl) is shared by every instance a user
+                # runs: a second instance took it over, and anyone with the user's rights could
+                # change the workers of the first. The service is managed by signals and its
+                # platform, not by gunicornc.
+                self.cfg.set("control_socket_disable", True)
 
         def load(self):
             app = create_app(settings)
@@ -268,7 +283,7 @@ def _load_demo(args: argparse.Namespace) -> int:
         return 2
     today = args.today or date.today()
     if args.output is not None:
-        for path in write_demo(args.output, today):
+        for path in write_demo(args.output, today, args.patient):
             print(f"wrote {path}")
         return 0
     status = 0

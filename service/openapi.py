@@ -106,6 +106,15 @@ def document() -> dict[str, Any]:
     health = lambda text: {  # noqa: E731
         "description": text, "content": {JSON: {"schema": _ref("Health")}},
     }
+    discovery = {
+        "operationId": "discovery",
+        "summary": "Discovery: the CDS services with their prefetch templates.",
+        "security": jwt,
+        "responses": {
+            "200": {"description": "The services.", "content": {JSON: {"schema": _ref("Discovery")}}},
+            **_errors(401, 503),
+        },
+    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -116,17 +125,9 @@ def document() -> dict[str, Any]:
         },
         "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
         "paths": {
-            "/cds-services": {
-                "get": {
-                    "operationId": "discovery",
-                    "summary": "Discovery: the CDS services with their prefetch templates.",
-                    "security": jwt,
-                    "responses": {
-                        "200": {"description": "The services.", "content": {JSON: {"schema": _ref("Discovery")}}},
-                        **_errors(401, 503),
-                    },
-                }
-            },
+            "/cds-services": {"get": discovery},
+            # The same, for clients and people who type the discovery URL with a slash.
+            "/cds-services/": {"get": {**discovery, "operationId": "discoveryWithSlash"}},
             "/cds-services/{service_id}": {
                 "post": {
                     "operationId": "callService",

@@ -214,3 +214,22 @@ def test_e8_3_names_prednisone_for_the_20_mg_product(cds):
 def test_unverified_product_is_recognised_by_name_and_says_so(cds, name, topic):
     card = cards_by_topic(cds, "order-sign", losses(2), drafts=(sandbox_order("1000009", name),))[topic]
     assert "recognised by its name" in card["detail"]
+
+
+# -- IVIg: RxNorm names the product by ingredient and brand, not by route -----------------------
+@pytest.mark.parametrize("name", [
+    "immune globulin G, human 100 MG/ML Injectable Solution [Privigen]",
+    "immune globulin G, human 0.1 G/ML Injectable Solution [Gamunex-C]",
+    "Octagam 10% oplossing voor infusie",
+])
+def test_e8_2_intravenous_immunoglobulin_product_is_recognised_by_its_brand(cds, name):
+    card = cards_by_topic(cds, "order-sign", losses(2), drafts=(sandbox_order("1000010", name),))["E8.2"]
+    assert "recognised by its name" in card["detail"]
+
+
+@pytest.mark.parametrize("name", [
+    "immune globulin G, human 200 MG/ML Injectable Solution [Hizentra]",  # subcutaneous
+    "Rho(D) immune globulin 1500 UNT Prefilled Syringe [RhoGAM]",  # anti-D after miscarriage
+])
+def test_e8_2_silent_for_other_immunoglobulins(cds, name):
+    assert "E8.2" not in cards_by_topic(cds, "order-sign", losses(2), drafts=(sandbox_order("1000010", name),))

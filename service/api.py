@@ -22,7 +22,7 @@ from cards.rules import evaluate
 from fhir_mappings.orders import UncheckableDraftOrder
 
 from . import auth
-from .errors import ApiError
+from .errors import ApiError, error_response
 from .feedback import FeedbackUnavailable
 from .medications import referenced_medications
 from .prefetch import PrefetchUnavailable, resolve
@@ -45,6 +45,8 @@ audit = logging.getLogger("rpl_cds.audit")
 log = logging.getLogger(__name__)
 
 JSON_TYPES = ("application/json", "application/fhir+json")
+# A database outage is minutes, not milliseconds: the client should not retry at once.
+FEEDBACK_RETRY_AFTER_SECONDS = 30
 
 
 def runtime() -> Runtime:
@@ -193,7 +195,9 @@ def feedback(service_id: str):
     try:
         result = runtime().feedback.add(service_id, items)
     except FeedbackUnavailable:
-        raise ApiError(503, "the feedback store is unavailable; nothing was stored, please retry") from None
+        unavailable = error_response(503, ["the feedback store is unavailable; nothing was stored, please retry"])
+        unavailable.headers["Retry-After"] = str(FEEDBACK_RETRY_AFTER_SECONDS)
+        return unavailable
     runtime().metrics.feedback_items([item.outcome for item in items], result.duplicates)
     # Items sent again are acknowledged (the client may stop resending) but stored once.
     return jsonify({"stored": result.stored, "duplicates": result.duplicates})
@@ -222,9 +226,17 @@ def metrics():
     return current_app.response_class(body, content_type=content_type)
 
 
-# -- authentication and the audit log: every call but the health probes and metrics ------------
+@bp.get("/openapi.json")
+def openapi():
+    """The OpenAPI 3.1 document of these endpoints (public: it holds no data)."""
+    from .openapi import document
+
+    return jsonify(document())
+
+
+# -- authentication and the audit log: every call but the health probes, metrics and the API document
 # The probes and Prometheus's scrapes (every few seconds) are neither audited nor behind the EHR's JWT.
-UNAUDITED = frozenset({"cds.healthz", "cds.readyz", "cds.metrics"})
+UNAUDITED = frozenset({"cds.healthz", "cds.readyz", "cds.metrics", "cds.openapi"})
 
 
 @bp.before_app_request

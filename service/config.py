@@ -7,6 +7,7 @@ given comma-separated (``RPL_FHIR_SERVER_ALLOWLIST=https://a/fhir,https://b/fhir
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -30,6 +31,49 @@ def _trusted_url(url: str) -> str:
     if parts.scheme == "http" and parts.hostname in LOOPBACK:
         return url
     raise ValueError(f"{url!r} is not an https URL")
+
+
+def data_dir() -> Path:
+    """Where the service keeps its files by default (the SQLite feedback file): the XDG data
+    folder, not the current directory, so that the file does not land in whatever folder the
+    service happens to be started from (a checkout, /)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "rpl-cds"
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{data_dir() / 'feedback.sqlite3'}"
+
+
+POSTGRES_EXTRA_FIX = ("install the postgres extra, which brings the driver: .venv/bin/pip install '.[postgres]' "
+                      "in the source tree (or 'rpl-cds[postgres]'); the image has it")
+
+
+def checked_database_url(url: str) -> str:
+    """An SQLAlchemy URL of a store the service supports, with its driver installed.
+
+    Checked here, in the process that starts the service, so that a wrong URL stops the
+    start with one message instead of a traceback in every gunicorn worker. A bare
+    ``postgresql://`` (or ``postgres://``) URL means the psycopg 3 driver: SQLAlchemy would
+    otherwise pick psycopg2, which the service does not install."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError(f"{url.split('@')[-1]!r} is not a URL; use sqlite:///path/to/file.sqlite3 or "
+                         "postgresql+psycopg://user:password@host:5432/db")
+    dialect, _, driver = scheme.lower().partition("+")
+    if dialect == "sqlite" and driver in ("", "pysqlite"):
+        return url
+    if dialect in ("postgresql", "postgres") and driver in ("", "psycopg"):
+        try:
+            import psycopg  # noqa: F401  (imported as SQLAlchemy will: a broken install fails here too)
+        except ImportError as exc:
+            raise ValueError(f"a PostgreSQL URL needs the psycopg driver, which cannot be imported ({exc}): "
+                             f"{POSTGRES_EXTRA_FIX}") from None
+        return f"postgresql+psycopg://{rest}"
+    raise ValueError(
+        f"{scheme}:// is not supported; the feedback store is SQLite (sqlite:///path/to/file.sqlite3) "
+        "or PostgreSQL (postgresql+psycopg://user:password@host:5432/db)"
+    )
 
 
 def _check_jwks(jwks: Any) -> dict[str, Any]:
@@ -139,7 +183,11 @@ class Settings(BaseSettings):
     facts_cache_size: int = Field(64, ge=0, le=100_000, description="Records whose facts each worker remembers by their exact content (the record's JSON is the key: about its size per record); 0 reads every record anew.")
 
     # -- storage and logs --------------------------------------------------------
-    database_url: str = Field("sqlite:///rpl-cds-feedback.sqlite3", description="Feedback store: SQLAlchemy URL (sqlite:///file or postgresql+psycopg://...).")
+    database_url: str = Field(
+        default_factory=lambda: default_database_url(),
+        description="Feedback store: SQLAlchemy URL (sqlite:///file or postgresql+psycopg://...); "
+                    "default: feedback.sqlite3 in the data folder ($XDG_DATA_HOME/rpl-cds, else ~/.local/share/rpl-cds).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
 
     # -- governance (issue 17): issued-card records, silent mode, no repeat, dashboard ------
@@ -223,6 +271,11 @@ class Settings(BaseSettings):
             if alg not in ASYMMETRIC_ALGORITHMS:
                 raise ValueError(f"{alg} is not a known asymmetric JWS algorithm ({', '.join(sorted(ASYMMETRIC_ALGORITHMS))})")
         return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        return checked_database_url(value)
 
     @field_validator("replay_cache_url")
     @classmethod

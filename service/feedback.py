@@ -34,6 +34,7 @@ from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
+from .config import data_dir, default_database_url
 from .protocol import FeedbackItem
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,15 @@ def schema_lock(engine: sa.Engine) -> Iterator[None]:
             connection.commit()
 
 
+def _make_data_dir() -> None:
+    """The default data folder is made on first start; any other SQLite path must exist
+    (a wrong path is the operator's to fix: /readyz says 503 until it does)."""
+    try:
+        data_dir().mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        log.error("cannot make the data folder %s: %s", data_dir(), exc)
+
+
 class FeedbackUnavailable(Exception):
     """The database could not take the feedback (nothing was stored)."""
 
@@ -151,6 +161,8 @@ def dedupe_key(service_id: str, item: FeedbackItem) -> str:
 
 class FeedbackStore:
     def __init__(self, database_url: str, retention_days: int = 0):
+        if database_url == default_database_url():
+            _make_data_dir()
         connect_args = {"timeout": 30} if database_url.startswith("sqlite") else {}
         self.engine = sa.create_engine(database_url, connect_args=connect_args, pool_pre_ping=True)
         if database_url.startswith("sqlite"):

@@ -17,6 +17,7 @@ from service.config import Settings
 # The one session-wide Chromium: a test module that imported the fixture itself would get a second
 # session fixture, and a second Playwright inside the first one's event loop fails.
 from tests.browser import browser  # noqa: F401
+from tests.prerequisites import pytest_collection_modifyitems, pytest_configure  # noqa: F401  (session-start check)
 
 TODAY = date(2026, 11, 23)
 SCHEMAS = Path(__file__).parent.parent / "service" / "schemas"

@@ -292,7 +292,8 @@ def test_a_rolling_update_drops_no_call(tmp_path, postgres_url, shared_redis_url
             new.stop()
 
     calls = load.calls
-    assert [c for c in calls if c.status != 200] == []
+    failed = [c for c in calls if c.status != 200]
+    assert failed == [], f"{failed}\nnginx:\n{(pair.nginx.home / 'error.log').read_text()[-3000:]}"
     assert {c.kind for c in calls if c.phase == 3} == {"discovery", "hook", "feedback"}
     assert audit_records(new), "the new instance answered calls"
     acknowledged = [c.card for c in calls if c.kind == "feedback"]

@@ -2,7 +2,8 @@
 
 NVOG 2022 part E, module 1: base the prognosis on the number of losses and
 the woman's age; tools: Lund, Brigham, Kolte & Westergaard.
-When: RPL. Then: a counsel card with the estimated chance that the next
+When: RPL, not pregnant (version 2), within 12 months of the last loss
+(cards/timing.py). Then: a counsel card with the estimated chance that the next
 pregnancy succeeds for this age and number of losses (Brigham 1999), the
 Freya 2016 recurrence figures and the Lund 2012 cumulative live birth rates.
 
@@ -52,8 +53,8 @@ def brigham_estimate(age: int, losses: int) -> tuple[int, int, int, bool]:
 
 
 def e1(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
-    if not facts.has_rpl:
-        return
+    if not facts.has_rpl or facts.pregnancy.current:
+        return  # the prognosis is for the next pregnancy, counselled before it
     losses = max(facts.losses, 2)
     lines: list[Text] = []
     fact_lines = [loss_fact(facts)]

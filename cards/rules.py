@@ -27,6 +27,7 @@ from .e8_6_progesterone import e8_6_orders, e8_6b
 from .model import INDICATOR_RANK, CardDraft, Hook, Rule, RuleContext
 from .supplements import e5_6, folic_acid
 from .supportive_care import s1, s2, s4
+from .timing import in_place
 
 ALL_HOOKS = frozenset(Hook)
 PATIENT_VIEW = frozenset({Hook.PATIENT_VIEW})
@@ -69,6 +70,8 @@ def evaluate(facts: PatientFacts, ctx: RuleContext, rules: Iterable[RuleSpec] = 
         if ctx.hook not in spec.hooks:
             continue
         for draft in spec.rule(facts, ctx):
+            if not in_place(draft, facts, ctx):  # whose chart, and timing (cards/timing.py)
+                continue
             current = by_id.get(draft.rec_id)
             if current is None or INDICATOR_RANK[draft.indicator] < INDICATOR_RANK[current.indicator]:
                 by_id[draft.rec_id] = draft

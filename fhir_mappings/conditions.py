@@ -148,3 +148,14 @@ def _distinct_losses(miscarriages: list[ConditionFact]) -> list[ConditionFact]:
         return undated[:1]
     return events
 
+
+
+# Definition "Timing": the losses whose date starts the 12 months of counselling. Ectopic and
+# molar pregnancies are not losses by the RPL definition; an RPL diagnosis is not a loss event.
+LOSS_CONCEPTS = frozenset({"miscarriage", "missed-miscarriage", "second-trimester-loss", "anembryonic-pregnancy"})
+
+
+def last_loss(conditions: tuple[ConditionFact, ...], today: date) -> ConditionFact | None:
+    """The loss Condition with the latest date (onset, else recorded date) up to today."""
+    dated = [c for c in conditions if c.concept in LOSS_CONCEPTS and (when := event_date(c)) is not None and when <= today]
+    return max(dated, key=event_date, default=None)

@@ -14,6 +14,8 @@ from fhir_mappings.valuesets import ValueSetIndex
 from .config import Settings
 from .feedback import FeedbackStore
 from .fhir_client import FhirClients
+from .governance import Governance
+from .metrics import Metrics
 from .registry import ServiceDef
 
 
@@ -29,6 +31,8 @@ class Runtime:
     new_uuid: Callable[[], str]
     facts: FactsCache  # gather + extract, remembering the facts of records seen before
     json_limits: JsonLimits
+    governance: Governance  # records every card; holds back silent and suppressed ones
+    metrics: Metrics
 
     def close(self) -> None:
         self.fhir_clients.close()

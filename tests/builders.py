@@ -28,8 +28,8 @@ def _id(prefix: str) -> str:
     return f"{prefix}-{next(_ids)}"
 
 
-def patient(pid: str = PID, birth: str = "1990-05-01") -> dict:
-    return {"resourceType": "Patient", "id": pid, "gender": "female", "birthDate": birth}
+def patient(pid: str = PID, birth: str = "1990-05-01", gender: str = "female") -> dict:
+    return {"resourceType": "Patient", "id": pid, "gender": gender, "birthDate": birth}
 
 
 def coding(system: str, code: str, display: str | None = None) -> dict:
@@ -144,12 +144,13 @@ def bundle(*resources: dict) -> dict:
     }
 
 
-def prefetch(*resources: dict, pid: str = PID, with_patient: bool = True, birth: str = "1990-05-01") -> dict:
+def prefetch(*resources: dict, pid: str = PID, with_patient: bool = True, birth: str = "1990-05-01",
+             gender: str = "female") -> dict:
     """A complete prefetch: every key of the services, resources sorted into their key."""
     grouped: dict[str, list[dict]] = {key: [] for key in PREFETCH_KEYS.values()}
     for resource in resources:
         grouped[PREFETCH_KEYS[resource["resourceType"]]].append(resource)
-    data: dict[str, Any] = {"patient": patient(pid, birth) if with_patient else None}
+    data: dict[str, Any] = {"patient": patient(pid, birth, gender) if with_patient else None}
     data.update({key: bundle(*items) for key, items in grouped.items()})
     return data
 

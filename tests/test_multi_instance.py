@@ -176,8 +176,12 @@ def test_feedback_through_both_instances_is_stored_once_each(pair, postgres_url)
         response = requests.post(target + FEEDBACK, json=feedback_body(*batch), headers=pair.headers(FEEDBACK),
                                  timeout=TIMEOUT)
         assert response.status_code == 200, response.text
-        assert response.json() == {"stored": 2}
+        assert response.json() == {"stored": 2, "duplicates": 0}
         cards += batch
+    # The client resends a batch through the other instance (the spec allows it): stored once.
+    again = requests.post(pair.b.url + FEEDBACK, json=feedback_body(*cards[-4:-2]), headers=pair.headers(FEEDBACK),
+                          timeout=TIMEOUT)
+    assert again.status_code == 200 and again.json() == {"stored": 0, "duplicates": 2}, again.text
     assert stored_feedback(postgres_url, cards) == {card: 1 for card in cards}  # none lost, none doubled
 
 

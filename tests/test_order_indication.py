@@ -10,6 +10,7 @@ import pytest
 from tests.builders import ICD10, SNOMED, condition, hook_request, losses
 from tests.scenarios import order_of
 
+pytestmark = pytest.mark.version2("Order indication")  # listed in docs/coverage.md
 
 def cards(cds, hook, *resources, drafts=()):
     return {c["source"]["topic"]["code"]: c for c in cds.cards(hook, hook_request(hook, *resources, drafts=drafts))}

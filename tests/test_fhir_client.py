@@ -11,6 +11,17 @@ import pytest
 from service.fhir_client import FhirClient, FhirError, FhirSettings
 
 
+def send_fhir_json(handler: BaseHTTPRequestHandler, status: int, headers: dict, body) -> None:
+    """Answer a request of a local FHIR stub with a JSON body and a Content-Length."""
+    data = json.dumps(body).encode()
+    handler.send_response(status)
+    for name, value in {"Content-Type": "application/fhir+json", **headers}.items():
+        handler.send_header(name, value)
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
 class FhirStub(BaseHTTPRequestHandler):
     """Answers from a script of (status, headers, body) per path, in order; records what came in."""
 
@@ -22,13 +33,7 @@ class FhirStub(BaseHTTPRequestHandler):
         self.seen.append((self.path, dict(self.headers)))
         answers = self.script.get(self.path.split("?")[0], [])
         status, headers, body = answers.pop(0) if len(answers) > 1 else answers[0]
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        for name, value in {"Content-Type": "application/fhir+json", **headers}.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_fhir_json(self, status, headers, body)
 
     def log_message(self, *args):  # keep the test output clean
         pass

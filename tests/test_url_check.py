@@ -9,7 +9,6 @@ the allowlist must see no connection at all and the caller only a generic 412.
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from service.fhir_client import FhirNotAllowed, ServerBase
 from service.prefetch import DATA_NOT_AVAILABLE
 from tests.builders import bundle, hook_request, losses, prefetch
 from tests.conftest import make_settings
+from tests.test_fhir_client import send_fhir_json
 
 TOKEN = "token-that-must-not-leave"
 PATH = "/cds-services/rpl-patient-view"
@@ -80,13 +80,7 @@ class CountingHandler(BaseHTTPRequestHandler):
         server: CountingServer = self.server  # type: ignore[assignment]
         server.requests.append((self.path, self.headers.get("Authorization")))
         status, headers, body = server.answer(self.path)
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        for name, value in {"Content-Type": "application/fhir+json", **headers}.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_fhir_json(self, status, headers, body)
 
     def log_message(self, *args):
         pass

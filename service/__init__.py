@@ -11,6 +11,7 @@ from flask import Flask
 from flask_cors import CORS
 
 from cards.i18n import load_translations
+from cards.orders import OrderTemplateError, OrderTemplates
 from fhir_mappings.facts_cache import FactsCache
 from fhir_mappings.json_limits import JsonLimits
 from fhir_mappings.settings import ExtractionSettings
@@ -19,7 +20,7 @@ from fhir_mappings.valuesets import ValueSetIndex
 
 from . import auth, errors, logs
 from .api import bp
-from .config import Settings, load_settings
+from .config import ConfigError, Settings, load_settings
 from .feedback import FeedbackStore
 from .fhir_client import FhirClients, FhirSettings
 from .registry import build_services
@@ -40,6 +41,10 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # keep the field order of the models
     valuesets = ValueSetIndex.load(settings.extra_valuesets_dir)
+    try:
+        order_templates = OrderTemplates.load(settings.region, settings.order_templates_dir)
+    except OrderTemplateError as exc:
+        raise ConfigError(f"Invalid configuration:\n  RPL_ORDER_TEMPLATES_DIR: {exc}") from None
     json_limits = JsonLimits.of(settings)
     extraction = ExtractionSettings(antibody_cutoff=settings.antibody_cutoff, loss_week_limit=settings.loss_week_limit)
     app.extensions["rpl"] = Runtime(
@@ -65,6 +70,7 @@ def create_app(
         facts=FactsCache(settings.facts_cache_size, valuesets, extraction,
                          ResourceParser(settings.validation_cache_size, json_limits)),
         json_limits=json_limits,
+        order_templates=order_templates,
     )
     CORS(
         app,

@@ -119,8 +119,9 @@ def call_service(service_id: str):
         )
     except InputLimitError as exc:  # in a resource a rule reads (see ResourceParser)
         raise ApiError(400, str(exc)) from None
-    drafts = evaluate(facts, RuleContext(hook=service.hook, orders=OrderBuilder(rt.valuesets, context.patientId)))
-    translate = Translator(rt.translations[_language(rt)])
+    drafts = evaluate(facts, RuleContext(hook=service.hook, orders=OrderBuilder(rt.valuesets, context.patientId, rt.order_templates)))
+    language = _language(rt)
+    translate = Translator(rt.translations[language], language)
     cards = [render_card(d, translate, rt.new_uuid) for d in drafts]
     g.audit["cards"] = [d.rec_id for d in drafts]
     return current_app.response_class(CdsResponse(cards=cards).dump_json(), mimetype="application/json")

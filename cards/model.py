@@ -72,11 +72,21 @@ class CardDraft:
 
 
 @dataclass(frozen=True)
+class DepartmentSettings:
+    """What a deployment sets for its rules: its country, its own protocol texts."""
+
+    region: str = "nl"  # nl | be | us: the support organisations linked (S1)
+    # S4: the department's own management text for a missed miscarriage, one Localized per line
+    missed_miscarriage_protocol: tuple[Any, ...] | None = None
+
+
+@dataclass(frozen=True)
 class RuleContext:
-    """What a rule may know besides the facts: the hook and how to build orders."""
+    """What a rule may know besides the facts: the hook, how to build orders, the department's settings."""
 
     hook: Hook
     orders: Any  # cards.orders.OrderBuilder
+    department: DepartmentSettings = DepartmentSettings()
 
 
 Rule = Callable[[PatientFacts, RuleContext], Iterable[CardDraft]]

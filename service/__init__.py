@@ -11,7 +11,9 @@ from flask import Flask
 from flask_cors import CORS
 
 from cards.i18n import load_translations
+from cards.model import DepartmentSettings
 from cards.orders import OrderTemplateError, OrderTemplates
+from cards.supportive_care import ProtocolFileError, load_missed_miscarriage_protocol
 from fhir_mappings.facts_cache import FactsCache
 from fhir_mappings.json_limits import JsonLimits
 from fhir_mappings.settings import ExtractionSettings
@@ -45,6 +47,11 @@ def create_app(
         order_templates = OrderTemplates.load(settings.region, settings.order_templates_dir)
     except OrderTemplateError as exc:
         raise ConfigError(f"Invalid configuration:\n  RPL_ORDER_TEMPLATES_DIR: {exc}") from None
+    try:
+        protocol = (load_missed_miscarriage_protocol(settings.missed_miscarriage_protocol_file)
+                    if settings.missed_miscarriage_protocol_file else None)
+    except ProtocolFileError as exc:
+        raise ConfigError(f"Invalid configuration:\n  RPL_MISSED_MISCARRIAGE_PROTOCOL_FILE: {exc}") from None
     json_limits = JsonLimits.of(settings)
     extraction = ExtractionSettings(antibody_cutoff=settings.antibody_cutoff, loss_week_limit=settings.loss_week_limit)
     app.extensions["rpl"] = Runtime(
@@ -71,6 +78,7 @@ def create_app(
                          ResourceParser(settings.validation_cache_size, json_limits)),
         json_limits=json_limits,
         order_templates=order_templates,
+        department=DepartmentSettings(region=settings.region, missed_miscarriage_protocol=protocol),
     )
     CORS(
         app,

@@ -119,7 +119,11 @@ def call_service(service_id: str):
         )
     except InputLimitError as exc:  # in a resource a rule reads (see ResourceParser)
         raise ApiError(400, str(exc)) from None
-    drafts = evaluate(facts, RuleContext(hook=service.hook, orders=OrderBuilder(rt.valuesets, context.patientId, rt.order_templates)))
+    drafts = evaluate(facts, RuleContext(
+        hook=service.hook,
+        orders=OrderBuilder(rt.valuesets, context.patientId, rt.order_templates),
+        department=rt.department,
+    ))
     language = _language(rt)
     translate = Translator(rt.translations[language], language)
     cards = [render_card(d, translate, rt.new_uuid) for d in drafts]

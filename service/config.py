@@ -132,6 +132,7 @@ class Settings(BaseSettings):
     extra_valuesets_dir: Path | None = Field(None, description="Folder of extra FHIR ValueSets (local codes) merged with the shipped ones.")
     region: Literal["nl", "be", "us"] = Field("nl", description="Country of the deployment: the products ordered (acetylsalicylzuur 80 mg / aspirin 81 mg) and the support organisations linked.")
     order_templates_dir: Path | None = Field(None, description="Folder of the hospital's order templates (JSON, same id as a shipped one): its own products and codes (G-Standaard, local).")
+    missed_miscarriage_protocol_file: Path | None = Field(None, description='JSON file {"nl": [lines], "en": [lines]}: the department\'s own management of a missed miscarriage, shown on the S4 card instead of the AZ Turnhout 2024 leaflet text.')
     validation_cache_size: int = Field(2000, ge=0, le=1_000_000, description="Validated FHIR resources remembered per worker by their content (about 11 kB each); 0 validates every time.")
     facts_cache_size: int = Field(64, ge=0, le=100_000, description="Records whose facts each worker remembers by their exact content (the record's JSON is the key: about its size per record); 0 reads every record anew.")
 
@@ -235,6 +236,13 @@ class Settings(BaseSettings):
     def _folder(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_dir():
             raise ValueError(f"{value} is not a folder")
+        return value
+
+    @field_validator("missed_miscarriage_protocol_file")
+    @classmethod
+    def _file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a file")
         return value
 
 

@@ -88,8 +88,8 @@ def render_card(draft: CardDraft, t: Translator, new_uuid: UuidFactory) -> Card:
         detail=detail(draft, t),
         indicator=draft.indicator.value,
         source=Source(
-            label=rec.source.label,
-            url=rec.source.url,
+            label=rec.source_label,
+            url=rec.url,
             topic=Coding(system=TOPIC_SYSTEM, code=draft.rec_id, display=t(rec.title_text)),
         ),
         suggestions=suggestions or None,

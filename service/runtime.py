@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from babel.support import NullTranslations
 
+from cards.model import DepartmentSettings
 from cards.orders import OrderTemplates
 from fhir_mappings.facts_cache import FactsCache
 from fhir_mappings.json_limits import JsonLimits
@@ -33,6 +34,7 @@ class Runtime:
     facts: FactsCache  # gather + extract, remembering the facts of records seen before
     json_limits: JsonLimits
     order_templates: OrderTemplates  # medication orders for the configured region
+    department: DepartmentSettings  # region and protocol texts the rules use
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

@@ -109,7 +109,9 @@ def e8_6b(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
         suggestions = tuple(
             remove_draft(o, replacement=order, replacement_label=dose_text) for o in drafts_to_replace
         )
-        facts_used = (*(order_fact(o) for o in drafts_to_replace), *_pregnancy_facts(facts))
+        facts_used = (*(order_fact(o) for o in drafts_to_replace),
+                      Text(_("The draft's dose or route differs from the endorsed 400 mg vaginally twice daily")),
+                      *_pregnancy_facts(facts))
     else:
         suggestions = (
             Suggestion(

@@ -6,6 +6,7 @@ catalogue ID as topic, a Markdown detail (facts used, recommendation, module).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,35 @@ BASED_ON = _("Based on")
 RECOMMENDATION = _("Recommendation")
 MORE_INFORMATION = _("More information")
 SOURCE = _("Source")
+RECORD_SOURCES = _("From the record")
+
+# Parameters that name the record's resources (Observation/123): kept out of the visible fact
+# lines and listed once, at the end of the detail, where the EHR shows them small.
+REFERENCE_PARAMS = frozenset({"source", "sources", "ref"})
+_REF = "\x00"
+
+
+def _without_references(text: Text, found: list[str]) -> Text:
+    params = {}
+    for key, value in text.params.items():
+        if key in REFERENCE_PARAMS:
+            for ref in (value if isinstance(value, tuple) else str(value or "").split(", ")):
+                if ref and ref not in found:
+                    found.append(str(ref))
+            params[key] = _REF
+        elif isinstance(value, Text):
+            params[key] = _without_references(value, found)
+        else:
+            params[key] = value
+    return Text(text.msgid, params)
+
+
+def fact_line(fact: Text, t: Translator, found: list[str]) -> str:
+    """A fact in words only; its resource references go to ``found``."""
+    line = t(_without_references(fact, found))
+    line = re.sub(r"\s*\(\x00\)", "", line)  # "on 12-11-2026 (Observation/1)" -> "on 12-11-2026"
+    line = re.sub(r":\s*\x00\)", ")", line)  # "(from obstetric history: Observation/1)"
+    return line.replace(_REF, "").strip()
 
 
 def _translate_resource(value: Any, t: Translator) -> Any:
@@ -44,7 +74,8 @@ def _md_escape(text: str) -> str:
 def detail(draft: CardDraft, t: Translator) -> str:
     rec = recommendation(draft.rec_id)
     lines = [f"**{t(BASED_ON)}**", ""]
-    lines += [f"- {_md_escape(t(fact))}" for fact in draft.facts]
+    references: list[str] = []
+    lines += [f"- {_md_escape(fact_line(fact, t, references))}" for fact in draft.facts]
     lines += ["", f"**{t(RECOMMENDATION)}**", ""]
     advice = [t(a) for a in draft.advice]
     lines += [f"- {a}" for a in advice] if len(advice) > 1 else advice
@@ -52,6 +83,8 @@ def detail(draft: CardDraft, t: Translator) -> str:
         lines += ["", f"**{t(MORE_INFORMATION)}**", ""]
         lines += [f"- [{_md_escape(t(link.label))}]({link.url})" for link in draft.links]
     lines += ["", f"*{t(SOURCE)}: {rec.module} ({draft.rec_id}: {t(rec.title_text)})*"]
+    if references:
+        lines += ["", f"*{t(RECORD_SOURCES)}: {_md_escape(', '.join(references))}*"]
     return "\n".join(lines)
 
 

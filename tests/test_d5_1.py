@@ -23,7 +23,7 @@ def test_fires_without_any_tsh_and_orders_tsh(cds):
 def test_fires_when_the_last_tsh_is_older_than_12_months(cds):
     found = card(cds, losses(2), tsh(2.0, date="2025-11-22"))
     assert found is not None
-    assert "2025-11-22" in found["detail"] and "2 mIU/L" in found["detail"]
+    assert "22 Nov 2025" in found["detail"] and "2 mIU/L" in found["detail"]
 
 
 def test_silent_with_a_tsh_exactly_12_months_old(cds):

@@ -19,6 +19,8 @@ from .i18n import Text, _
 from .model import CardDraft, Indicator, RuleContext
 
 IDS = ("C", "C1.1", "C1.2", "C1.3", "C2.1", "C2.2", "C2.3", "C2.4", "C2.5", "C2.6")
+# The card also carries the partner's lifestyle of D7 and E7 (its last line starts with them).
+CARRIED = (*IDS, "D7", "E7")
 HEALTHY_BMI = (18.5, 25.0)
 LOW_RISK_AGE = (20, 35)
 HIGH_RISK_AGE = 40
@@ -88,5 +90,8 @@ def c_lifestyle(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
         indicator=Indicator.INFO,
         summary=summary,
         facts=tuple(fact_lines),
-        advice=(*personal, *(Text(p) for p in POINTS)),
+        advice=tuple(Text(p) for p in POINTS),
+        personal=tuple(personal),
+        short=Text(_("stop smoking")) if smoker is not None else Text(_("healthy behaviour")),
+        carried_ids=CARRIED,
     )

@@ -99,7 +99,9 @@ _ROWS = (
     Recommendation("C2.4", _("Physical activity"), _nvog("C", "2.4")),
     Recommendation("C2.5", _("Alcohol"), _nvog("C", "2.5")),
     Recommendation("C2.6", _("Drugs"), _nvog("C", "2.6")),
-    # D - investigations
+    # D - investigations; "D" is the merged card of several D rows (work-up suggestions on
+    # patient-view, discouraged tests on order-sign), catalogue "How many cards, in which order".
+    Recommendation("D", _("Investigations after recurrent pregnancy loss"), _nvog("D", "1-7")),
     Recommendation("D1", _("History-based work-up and prognosis"), _nvog("D", "1")),
     Recommendation("D2.1", _("Genetic analysis of pregnancy tissue not routinely"), _nvog("D", "2.1")),
     Recommendation("D2.2", _("Parental karyotyping not routinely"), _nvog("D", "2.2")),

@@ -139,4 +139,7 @@ def e1(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
         Text(_("Lund 2012: 66.7%% have a live birth within 5 years of the first consultation, 71.1%% within 15 years; lower with higher age and more losses.")),
         Text(_("D1: use the medical and family history to tailor the work-up; base the prognosis on obstetric history and age.")),
     ]
-    yield CardDraft(rec_id="E1", indicator=Indicator.INFO, summary=summary, facts=tuple(fact_lines), advice=tuple(lines))
+    short = (Text(_("prognosis about %(chance)s%% (Brigham 1999)"), {"chance": figure.chance}) if figure is not None
+             else Text(_("prognosis 65-70%% (Freya)")))
+    yield CardDraft(rec_id="E1", indicator=Indicator.INFO, summary=summary, facts=tuple(fact_lines), advice=tuple(lines),
+                    short=short, carried_ids=IDS)

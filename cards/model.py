@@ -69,6 +69,14 @@ class CardDraft:
     selection_behavior: str = "at-most-one"
     override_reasons: tuple[OverrideReason, ...] = ()
     links: tuple[Link, ...] = ()
+    personal: tuple[Text, ...] = ()  # recommendation lines about this patient: shown first, also in a merged card
+    short: Text | None = None  # a few words for the summary of a card that carries this one
+    carried_ids: tuple[str, ...] = ()  # catalogue rows the card carries, its own first; empty: only rec_id
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        """Every catalogue ID the card carries (feedback on the card counts for each)."""
+        return self.carried_ids or (self.rec_id,)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ def folic_acid(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
     rec_id = "E8.5" if facts.has_rpl else "S3"
     yield CardDraft(
         rec_id=rec_id,
+        carried_ids=("E8.5", "S3") if rec_id == "E8.5" else (),  # with RPL the E8.5 card carries S3
         indicator=Indicator.INFO,
         summary=Text(_("Advise folic acid 0.4 mg a day when trying to conceive")),
         facts=(loss_fact(facts), Text(_("No folic acid on record"))),

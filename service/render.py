@@ -17,6 +17,9 @@ from cards.model import CardDraft
 from .protocol import Action, Card, Coding, Link, Source, Suggestion
 
 UuidFactory = Callable[[], str]
+# The catalogue rows a card carries (a merged card carries several): for feedback and audit,
+# and for a client that wants to know. Card.extension, key in reverse-domain style.
+CARRIED_IDS_EXTENSION = "org.rpl-cds.carried-ids"
 
 # Headings of the card detail (outside f-strings, where pybabel extract finds them).
 BASED_ON = _("Based on")
@@ -77,7 +80,7 @@ def detail(draft: CardDraft, t: Translator) -> str:
     references: list[str] = []
     lines += [f"- {_md_escape(fact_line(fact, t, references))}" for fact in draft.facts]
     lines += ["", f"**{t(RECOMMENDATION)}**", ""]
-    advice = [t(a) for a in draft.advice]
+    advice = [t(a) for a in (*draft.personal, *draft.advice)]
     lines += [f"- {a}" for a in advice] if len(advice) > 1 else advice
     if draft.links:
         lines += ["", f"**{t(MORE_INFORMATION)}**", ""]
@@ -132,4 +135,5 @@ def render_card(draft: CardDraft, t: Translator, new_uuid: UuidFactory) -> Card:
         ]
         or None,
         links=[Link(label=t(link.label), url=link.url, type="absolute") for link in draft.links] or None,
+        extension={CARRIED_IDS_EXTENSION: list(draft.ids)},
     )

@@ -131,6 +131,19 @@ def service_request(system: str, code: str, *, pid: str = PID, status: str = "dr
     }
 
 
+def carried_ids(card: dict) -> list[str]:
+    """The catalogue rows a response card carries (a merged card: several), its topic first."""
+    return (card.get("extension") or {}).get("org.rpl-cds.carried-ids") or [card["source"]["topic"]["code"]]
+
+
+def procedure(system: str, code: str, *, pid: str = PID, status: str = "completed", date: str = "2026-05-01",
+              rid: str | None = None) -> dict:
+    """A Procedure done (e.g. uterine imaging)."""
+    return {"resourceType": "Procedure", "id": rid or _id("proc"), "status": status,
+            "code": {"coding": [coding(system, code)]}, "subject": {"reference": f"Patient/{pid}"},
+            "performedDateTime": date}
+
+
 def bundle(*resources: dict) -> dict:
     return {
         "resourceType": "Bundle",

@@ -10,7 +10,7 @@ import pytest
 
 from cards.i18n import Localized, Quantity, Text, Translator, format_day, format_number, load_translations
 from tests.builders import (
-    ATC, SNOMED, apl_panel, hook_request, losses, medication_request, observation, prefetch, tsh,
+    ATC, SNOMED, apl_panel, carried_ids, hook_request, losses, medication_request, observation, prefetch, tsh,
 )
 from tests.scenarios import SCENARIOS
 from tests.test_catalogue import request_for
@@ -18,7 +18,7 @@ from tests.test_catalogue import request_for
 
 def card(cds, topic, *resources, hook="patient-view", language="nl", drafts=(), birth="1990-05-01"):
     body = hook_request(hook, drafts=drafts, data=prefetch(*resources, birth=birth))
-    return next(c for c in cds.cards(hook, body, language) if c["source"]["topic"]["code"] == topic)
+    return next(c for c in cds.cards(hook, body, language) if topic in carried_ids(c))
 
 
 def fact_lines(detail: str) -> list[str]:

@@ -6,15 +6,20 @@ from __future__ import annotations
 import pytest
 
 from cards.e1_prognosis import BRIGHAM_CHECKED, brigham_estimate
-from tests.builders import SNOMED, apl_panel, condition, hook_request, losses, miscarriage, prefetch, rpl_diagnosis
+from tests.builders import SNOMED, apl_panel, carried_ids, condition, hook_request, losses, miscarriage, prefetch, rpl_diagnosis
 
 TODAY_YEAR = 2026
 
 
 def e1_card(cds, *resources, age: int, language: str = "en"):
+    """The E1 row as shown: its summary (its own card's, or its line in the counselling card that carries it)."""
     birth = f"{TODAY_YEAR - age}-01-01"  # the tests' today is 2026-11-23: she has had this year's birthday
     body = hook_request("patient-view", data=prefetch(*resources, birth=birth))
-    return next(c for c in cds.cards("patient-view", body, language) if c["source"]["topic"]["code"] == "E1")
+    card = next(c for c in cds.cards("patient-view", body, language) if "E1" in carried_ids(c))
+    if card["source"]["topic"]["code"] == "E1":
+        return card
+    line = next(x for x in card["detail"].splitlines() if x.startswith("- E1 ("))
+    return {**card, "summary": line.split("): ", 1)[1]}
 
 
 @pytest.mark.parametrize("age,count,chance", [

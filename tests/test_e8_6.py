@@ -8,7 +8,7 @@ import pytest
 
 from fhir_mappings.resources import validate_create
 from tests.builders import (
-    SNOMED, condition, hook_request, losses, observation, progesterone_order, rpl_diagnosis,
+    SNOMED, carried_ids, condition, hook_request, losses, observation, progesterone_order, rpl_diagnosis,
 )
 from tests.conftest import TODAY
 
@@ -33,7 +33,7 @@ def pregnancy(ga_weeks_today: float = 9, bleeding_days_ago: int | None = 10, int
 
 def topics(cds, hook, *resources, drafts=(), selections=None):
     body = hook_request(hook, *resources, drafts=drafts, selections=selections)
-    return {c["source"]["topic"]["code"]: c for c in cds.cards(hook, body)}
+    return {rec_id: c for c in cds.cards(hook, body) for rec_id in reversed(carried_ids(c))}
 
 
 # -- E8.6a -----------------------------------------------------------------------------

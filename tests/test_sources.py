@@ -12,7 +12,7 @@ import pytest
 from cards.catalog import CATALOGUE, MODULE_PAGES, NVOG_2022
 from service import create_app
 from service.config import ConfigError
-from tests.builders import SNOMED, condition, hook_request, losses, miscarriage, prefetch, tsh
+from tests.builders import SNOMED, condition, ft4, hook_request, losses, miscarriage, prefetch, tsh
 from tests.conftest import make_settings
 
 GUIDELINE = NVOG_2022.url
@@ -30,15 +30,15 @@ def test_module_pages_are_pages_of_the_guideline():
 
 
 def test_a_card_with_its_own_module_page_links_it(cds):
-    thyroid = card(cds, "D5.1a", losses(2))
-    assert thyroid["source"]["url"].endswith("/metabole_en_endocriene_factoren/schildklierafwijkingen.html")
-    assert thyroid["source"]["label"].endswith("module D5.1")
+    thyroid = card(cds, "E5.1b", losses(2), tsh(12.0), ft4(15.0, low=12, high=22))
+    assert thyroid["source"]["url"].endswith("/behandeling_van_herhaalde_miskramen_met_metabole_of_endocriene_afwijkingen/schildklieraandoeningen.html")
+    assert thyroid["source"]["label"].endswith("module E5.1")
 
 
 def test_a_card_without_a_module_page_links_the_guideline_and_names_the_module(cds):
-    prognosis = card(cds, "E1", losses(2))
-    assert prognosis["source"]["url"] == GUIDELINE
-    assert prognosis["source"]["label"] == "NVOG 2022 Herhaalde miskraam (ESHRE 2022), module E1"
+    workup = card(cds, "D", losses(2))
+    assert workup["source"]["url"] == GUIDELINE
+    assert workup["source"]["label"] == "NVOG 2022 Herhaalde miskraam (ESHRE 2022), module D1-7"
 
 
 def test_every_row_has_a_url_and_guideline_rows_name_their_module():
@@ -49,7 +49,7 @@ def test_every_row_has_a_url_and_guideline_rows_name_their_module():
 
 
 def test_s1_has_a_url_and_the_dutch_support_organisations(cds):
-    s1 = card(cds, "S1", losses(2), miscarriage("2026-09-01"))
+    s1 = card(cds, "S1", miscarriage("2026-09-01"))  # after a single loss S1 is a card of its own
     assert s1["source"]["url"].startswith("https://flouria.health/")
     urls = [link["url"] for link in s1["links"]]
     assert urls == ["https://www.freya.nl/", "https://www.erfocentrum.nl/", "https://www.landelijksteunpuntrouw.nl/",
@@ -63,7 +63,7 @@ def test_s1_has_a_url_and_the_dutch_support_organisations(cds):
 ])
 def test_s1_links_follow_the_region(tmp_path, region, expected):
     app = create_app(make_settings(tmp_path, region=region))
-    body = hook_request("patient-view", data=prefetch(losses(2), miscarriage("2026-09-01")))
+    body = hook_request("patient-view", data=prefetch(miscarriage("2026-09-01")))
     cards = app.test_client().post("/cds-services/rpl-patient-view", json=body).get_json()["cards"]
     app.extensions["rpl"].close()
     s1 = next(c for c in cards if c["source"]["topic"]["code"] == "S1")

@@ -84,7 +84,7 @@ class DepartmentSettings:
     """What a deployment sets for its rules: its country, its own protocol texts."""
 
     region: str = "nl"  # nl | be | us: the support organisations linked (S1)
-    # S4: the department's own management text for a missed miscarriage, one Localized per line
+    # S4: the department's own management text for a missed miscarriage, one Text per line
     missed_miscarriage_protocol: tuple[Any, ...] | None = None
 
 

@@ -128,6 +128,7 @@ def call_service(service_id: str):
     translate = Translator(rt.translations[language], language)
     cards = [render_card(d, translate, rt.new_uuid) for d in drafts]
     g.audit["cards"] = [d.rec_id for d in drafts]
+    g.audit["rows"] = [list(d.ids) for d in drafts]  # the catalogue rows each card carries (merged cards: several)
     return current_app.response_class(CdsResponse(cards=cards).dump_json(), mimetype="application/json")
 
 

@@ -106,7 +106,7 @@ def d5_1c(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
         return
     if facts.has_order("free-t4") is not None:
         return
-    order = ctx.orders.service_request("free-t4", Text(FT4))
+    order = ctx.orders.service_request("free-t4", Text(FT4), reason_references=(current_tsh(facts).source,))
     yield CardDraft(
         rec_id="D5.1c",
         indicator=Indicator.INFO,

@@ -128,7 +128,7 @@ def e1(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
             summary = Text(_("Brigham 1999: about %(chance)s%% chance that the next pregnancy succeeds at %(age)s with 5 or more losses"), params)
         else:
             summary = Text(_("Brigham 1999: about %(chance)s%% chance that the next pregnancy succeeds at %(age)s with %(losses)s losses"), params)
-        lines.append(Text(_("Brigham 1999 (unexplained recurrent miscarriage): about %(chance)s%% chance that the next pregnancy succeeds."), {"chance": figure.chance}))
+        # The figure itself is the summary (and the line that names E1 in a merged card).
         if len(figure.cells) == 2:
             lines.append(Text(_("Interpolated by age between the checked cells at %(low)s and %(high)s years in the column of %(column)s losses."),
                               {"low": figure.cells[0], "high": figure.cells[1], "column": figure.column}))

@@ -218,7 +218,10 @@ class OrderBuilder:
             coding["display"] = preferred.display
         return {"coding": [coding], "text": text}
 
-    def service_request(self, concept: str, text: Text, reason: dict | None = RPL_REASON) -> dict[str, Any]:
+    def service_request(self, concept: str, text: Text, reason: dict | None = RPL_REASON,
+                        reason_references: tuple[str, ...] = ()) -> dict[str, Any]:
+        """A draft ServiceRequest; ``reason_references`` name the record's findings it is for
+        (the abnormal karyotype of a genetic-counselling referral, the abnormal TSH of a free T4)."""
         resource: dict[str, Any] = {
             "resourceType": "ServiceRequest",
             "status": "draft",
@@ -228,4 +231,7 @@ class OrderBuilder:
         }
         if reason is not None:
             resource["reasonCode"] = [reason]
+        references = [r for r in reason_references if "/" in r]
+        if references:
+            resource["reasonReference"] = [{"reference": r} for r in references]
         return resource

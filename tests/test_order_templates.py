@@ -164,3 +164,21 @@ def test_the_suggested_progesterone_is_not_warned_against_when_signed(cds):
     sign = hook_request("order-sign", drafts=(draft,), data=body["prefetch"])
     topics = [c["source"]["topic"]["code"] for c in cds.cards("order-sign", sign)]
     assert "E8.6a" not in topics and "E8.6b" not in topics and "E8.6c" not in topics
+
+
+def test_a_genetic_counselling_referral_names_the_finding_it_is_for(cds):
+    scenario = next(s for s in SCENARIOS["E2"] if s.fires)
+    card = next(c for c in cds.cards(scenario.hook, request_for(scenario)) if c["source"]["topic"]["code"] == "E2")
+    referral = card["suggestions"][0]["actions"][0]["resource"]
+    refs = [r["reference"] for r in referral["reasonReference"]]
+    assert refs and all(ref.split("/")[0] in ("Observation", "Condition", "DiagnosticReport") for ref in refs)
+    assert all(ref in card["detail"] for ref in refs)
+
+
+def test_a_free_t4_names_the_abnormal_tsh(cds):
+    from tests.builders import losses, prefetch, tsh
+    body = hook_request("patient-view", data=prefetch(losses(2), tsh(6.0, date="2026-11-01", high=4.0, low=0.4, rid="tsh-abn")))
+    cards = cds.cards("patient-view", body)
+    ft4 = next(a["resource"] for c in cards for s in c.get("suggestions", []) for a in s["actions"]
+               if a["type"] == "create" and a["resource"]["code"].get("text") == "Free T4")
+    assert ft4["reasonReference"] == [{"reference": "Observation/tsh-abn"}]

@@ -44,6 +44,31 @@ def override(code: str, display: str) -> OverrideReason:
     return OverrideReason(code=code, display=Text(display))
 
 
+# Catalogue "Order indication" (version 2): the indications, other than preventing miscarriage,
+# that an order may name (reasonCode, or the Condition its reasonReference cites), as value sets
+# (fhir_mappings/valuesets/indication-*.json), each with the override reason that names it.
+INDICATION_OVERRIDES: dict[str, OverrideReason] = {
+    "indication-assisted-reproduction": override(
+        "assisted-reproduction", _("Luteal support or ovulation induction in assisted reproduction (IVF, ICSI, embryo transfer, IUI)")),
+    "indication-preeclampsia-prevention": override("preeclampsia-prevention", _("Pre-eclampsia prevention")),
+    "indication-venous-thromboembolism": override("vte-indication", _("Prophylaxis or treatment of venous thromboembolism")),
+    "indication-cardiovascular-prevention": override("cardiovascular-prevention", _("Cardiovascular prevention")),
+    "indication-immune-thrombocytopenia": override("immune-thrombocytopenia", _("Immune thrombocytopenia")),
+    "indication-autoimmune-disease": override("autoimmune-disease", _("Autoimmune disease")),
+}
+OTHER_INDICATIONS = frozenset(INDICATION_OVERRIDES)
+
+
+def names_other_indication(order: OrderFact) -> bool:
+    """The order says it is given for another indication than preventing miscarriage. An order
+    without a reason, or citing RPL, is judged as an RPL order."""
+    return bool(order.reason & OTHER_INDICATIONS)
+
+
+def indication_overrides(*indications: str) -> tuple[OverrideReason, ...]:
+    return tuple(INDICATION_OVERRIDES[name] for name in indications)
+
+
 def when(day):
     """A date for a Text parameter: formatted for the card language at render time (12-11-2026)."""
     return day if day else "?"
@@ -95,8 +120,13 @@ def lab_fact(label: str, result: LabResult) -> Text:
 
 def order_fact(order: OrderFact) -> Text:
     if order.draft:
-        return Text(_("Draft order: %(order)s (%(ref)s)"), {"order": order.display, "ref": order.reference})
-    if order.reference.startswith("MedicationStatement/"):
+        line = Text(_("Draft order: %(order)s (%(ref)s)"), {"order": order.display, "ref": order.reference})
+    elif order.reference.startswith("MedicationStatement/"):
         # A MedicationStatement says what she takes, not what was ordered.
-        return Text(_("Takes: %(order)s (%(ref)s)"), {"order": order.display, "ref": order.reference})
-    return Text(_("Active order: %(order)s (%(ref)s)"), {"order": order.display, "ref": order.reference})
+        line = Text(_("Takes: %(order)s (%(ref)s)"), {"order": order.display, "ref": order.reference})
+    else:
+        line = Text(_("Active order: %(order)s (%(ref)s)"), {"order": order.display, "ref": order.reference})
+    if order.recognised_by_name:  # the clinician should know why: the code is one the service does not know
+        return Text(_("%(order)s, recognised by its name: its code is in none of the service's value sets"),
+                    {"order": line})
+    return line

@@ -25,6 +25,8 @@ TSH_SCREENING_VALID = timedelta(days=365)
 def d5_1a(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
     if not facts.has_rpl or facts.has_order("tsh") is not None:
         return
+    if facts.active_condition("hypothyroidism") is not None and facts.has_order("levothyroxine") is None:
+        return  # E5.1a asks for TSH and free T4 together (version 2)
     cutoff = facts.today - TSH_SCREENING_VALID
     recent = [r for r in facts.results("tsh") if r.date is not None and r.date >= cutoff]
     if recent:

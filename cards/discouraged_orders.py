@@ -9,19 +9,28 @@ and offers to remove each draft order.
 Reading of the catalogue: these rows advise against an order *in RPL care*;
 the same drug or test can be right for another indication (IVIg in immune
 thrombocytopenia, HLA typing before a transplant), so a row fires only when
-RPL is recorded, and rows the catalogue restricts to unexplained RPL only
-then. Each card offers 'ordered for another indication' as override reason.
+RPL is recorded, and E8.4, which the catalogue restricts to unexplained RPL,
+only then (version 2: E8.2, E8.3 and E8.9 warn in every RPL, explained or not).
+The rows about a treatment given to prevent miscarriage (E5.2, E5.4, E8.2,
+E8.3, E8.4) leave alone an order that names another indication (catalogue
+"Order indication", cards.common.OTHER_INDICATIONS) and offer the matching
+indications as override reasons. Each card offers 'ordered for another
+indication' as override reason.
+
+E5.1c (no levothyroxine for TPO antibodies alone) needs the patient's
+medication history and lives in cards.e5_1_thyroid_treatment.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 
-from fhir_mappings.facts import Interpretation, OrderFact, PatientFacts
+from fhir_mappings.facts import OrderFact, PatientFacts
 
-from .common import lab_fact, loss_fact, order_fact, orders_to_check, override, remove_draft
-from .d5_1_thyroid import current_tsh
+from .common import (
+    indication_overrides, loss_fact, names_other_indication, order_fact, orders_to_check, override, remove_draft,
+)
 from .i18n import Text, _
 from .model import CardDraft, Indicator, OverrideReason, RuleContext
 
@@ -32,34 +41,20 @@ def rpl(facts: PatientFacts) -> bool:
     return facts.has_rpl
 
 
-def unexplained_rpl(facts: PatientFacts) -> bool:
-    return facts.unexplained_rpl
-
-
 def thrombophilia_without_aps(facts: PatientFacts) -> bool:
-    """E3.1: hereditary thrombophilia on record, APS criteria not met."""
+    """E3.1: hereditary thrombophilia on record, APS criteria not met and no possible APS
+    (catalogue "Possible APS": D68.6 or another APS code is never a reason for E3.1)."""
     return (
         facts.has_rpl
         and facts.active_condition("hereditary-thrombophilia") is not None
         and not facts.aps_criteria_met
+        and facts.possible_aps is None
     )
 
 
 def unexplained_without_thrombophilia(facts: PatientFacts) -> bool:
     """E8.4: unexplained RPL; with hereditary thrombophilia E3.1 says the same, more precisely."""
     return facts.unexplained_rpl and facts.active_condition("hereditary-thrombophilia") is None
-
-
-def euthyroid_with_tpo(facts: PatientFacts) -> bool:
-    """E5.1c: TSH normal, TPO antibodies positive, no hypothyroidism diagnosis."""
-    return (
-        facts.has_rpl
-        and current_tsh(facts) is not None
-        and current_tsh(facts).interpretation is Interpretation.NORMAL
-        and facts.tpo is not None
-        and facts.tpo.interpretation is Interpretation.POSITIVE
-        and facts.active_condition("hypothyroidism") is None
-    )
 
 
 def rpl_without_diabetes(facts: PatientFacts) -> bool:
@@ -81,6 +76,17 @@ def not_high_dose_aspirin(order: OrderFact) -> bool:
     if "low-dose-aspirin" in order.classes and "heparins" not in order.classes:
         return order.daily_dose_mg is None or order.daily_dose_mg <= LOW_DOSE_ASPIRIN_MAX_MG
     return True
+
+
+# E3.1 says anticoagulation belongs to the VTE indications only: an anticoagulant order that names
+# such an indication (or pre-eclampsia or cardiovascular prevention, as E8.4) is not what it warns about.
+ANTICOAGULANT_INDICATIONS = (
+    "indication-venous-thromboembolism", "indication-preeclampsia-prevention", "indication-cardiovascular-prevention",
+)
+
+
+def not_for_an_anticoagulant_indication(order: OrderFact) -> bool:
+    return not order.reason & frozenset(ANTICOAGULANT_INDICATIONS)
 
 
 def cites_homocysteine(order: OrderFact) -> bool:
@@ -108,6 +114,15 @@ class DiscouragedOrder:
     override_reasons: tuple[OverrideReason, ...] = ()
     judges: Callable[[OrderFact], bool] = any_order
     indicator: Indicator = Indicator.WARNING
+    # Catalogue "Order indication": a row about a treatment given to prevent miscarriage stays
+    # silent for an order that names another indication, and offers these as override reasons.
+    indications: tuple[str, ...] = ()
+
+    @property
+    def prevents_miscarriage(self) -> bool:
+        return bool(self.indications)
+    # The summary that names the one ingredient ordered (msgid by ingredient); the row's summary otherwise.
+    summary_by_ingredient: Mapping[str, str] = field(default_factory=dict)
 
 
 OTHER_INDICATION = override("other-indication", _("Ordered for another indication than recurrent pregnancy loss"))
@@ -222,17 +237,14 @@ TABLE: tuple[DiscouragedOrder, ...] = (
         "E3.1", ("heparins",), thrombophilia_without_aps,
         _("No anticoagulation to prevent miscarriage in hereditary thrombophilia"),
         _("Do not give anticoagulants to prevent miscarriage in women with hereditary thrombophilia; give them only for a venous thromboembolism indication."),
-        (override("vte-indication", _("Prophylaxis or treatment of venous thromboembolism")),),
-    ),
-    DiscouragedOrder(
-        "E5.1c", ("levothyroxine",), euthyroid_with_tpo,
-        _("No levothyroxine for TPO antibodies with a normal TSH"),
-        _("Do not treat euthyroid women with thyroid peroxidase antibodies with levothyroxine."),
+        indication_overrides(*ANTICOAGULANT_INDICATIONS),
+        judges=not_for_an_anticoagulant_indication,
     ),
     DiscouragedOrder(
         "E5.2", ("hcg",), rpl,
         _("No hCG for luteal phase insufficiency in recurrent pregnancy loss"),
         _("Do not treat women with recurrent pregnancy loss and luteal phase insufficiency with hCG (or progesterone)."),
+        indications=("indication-assisted-reproduction",),
     ),
     DiscouragedOrder(
         "E5.3", ("metformin",), rpl_without_diabetes,
@@ -243,6 +255,7 @@ TABLE: tuple[DiscouragedOrder, ...] = (
         "E5.4", ("ovulation-induction",), rpl,
         _("No ovulation induction for luteal phase insufficiency in recurrent pregnancy loss"),
         _("Do not induce ovulation to treat luteal phase insufficiency in women with recurrent pregnancy loss."),
+        indications=("indication-assisted-reproduction",),
     ),
     DiscouragedOrder(
         "E5.5", ("dopamine-agonists",), rpl,
@@ -280,21 +293,30 @@ TABLE: tuple[DiscouragedOrder, ...] = (
         _("Do not give lymphocyte immunisation therapy to women with recurrent pregnancy loss."),
     ),
     DiscouragedOrder(
-        "E8.2", ("immunoglobulin-iv",), unexplained_rpl,
-        _("Intravenous immunoglobulin is not advised for unexplained recurrent pregnancy loss"),
-        _("Do not treat unexplained recurrent pregnancy loss with intravenous immunoglobulin (IVIg): it does not improve the live birth rate."),
+        "E8.2", ("immunoglobulin-iv",), rpl,
+        _("Intravenous immunoglobulin is not advised in recurrent pregnancy loss"),
+        _("Do not treat recurrent pregnancy loss, explained or not, with intravenous immunoglobulin (IVIg): it does not improve the live birth rate."),
+        indications=("indication-immune-thrombocytopenia", "indication-autoimmune-disease"),
     ),
     DiscouragedOrder(
-        "E8.3", ("prednisolone-prednisone",), unexplained_rpl,
-        _("Prednisolone is not advised for unexplained recurrent pregnancy loss"),
-        _("Do not give prednisone or prednisolone for unexplained recurrent pregnancy loss."),
+        "E8.3", ("prednisolone-prednisone",), rpl,
+        _("Prednisolone is not advised in recurrent pregnancy loss"),
+        _("Do not give prednisone or prednisolone to prevent miscarriage in recurrent pregnancy loss, explained or not."),
+        indications=("indication-autoimmune-disease", "indication-immune-thrombocytopenia"),
+        summary_by_ingredient={
+            "prednisone": _("Prednisone is not advised in recurrent pregnancy loss"),
+            "prednisolone": _("Prednisolone is not advised in recurrent pregnancy loss"),
+        },
     ),
     DiscouragedOrder(
         "E8.4", ("heparins", "low-dose-aspirin"), unexplained_without_thrombophilia,
         _("No heparin or low-dose aspirin for unexplained recurrent pregnancy loss"),
         _("Do not give heparin or low-dose aspirin for unexplained recurrent pregnancy loss; antiphospholipid syndrome is the exception (E3.2)."),
-        (override("vte-indication", _("Prophylaxis or treatment of venous thromboembolism")),),
+        (override("aps-persistent-apl", _("Antiphospholipid syndrome / persistent antiphospholipid antibodies")),),
         judges=not_high_dose_aspirin,
+        indications=(
+            "indication-preeclampsia-prevention", "indication-venous-thromboembolism", "indication-cardiovascular-prevention",
+        ),
     ),
     DiscouragedOrder(
         "E8.5", ("folic-acid",), rpl,
@@ -315,9 +337,9 @@ TABLE: tuple[DiscouragedOrder, ...] = (
         (RESEARCH,),
     ),
     DiscouragedOrder(
-        "E8.9", ("endometrial-scratching",), unexplained_rpl,
-        _("Endometrial scratching is not advised for unexplained recurrent pregnancy loss"),
-        _("Do not perform endometrial scratching for unexplained recurrent pregnancy loss."),
+        "E8.9", ("endometrial-scratching",), rpl,
+        _("Endometrial scratching is not advised in recurrent pregnancy loss"),
+        _("Do not perform endometrial scratching for recurrent pregnancy loss, explained or not."),
     ),
     DiscouragedOrder(
         "E9", ("acupuncture", "antioxidants"), rpl,
@@ -335,13 +357,11 @@ IMMUNE_BIOMARKERS = frozenset(
 
 def _context_facts(row: DiscouragedOrder, facts: PatientFacts) -> tuple[Text, ...]:
     lines: list[Text] = [loss_fact(facts)]
-    if row.applies in (unexplained_rpl, unexplained_without_thrombophilia):
+    if row.applies is unexplained_without_thrombophilia:
         lines.append(Text(_("No antiphospholipid syndrome, thyroid disorder or chromosomal cause on record")))
     if row.applies is thrombophilia_without_aps:
         lines.append(Text(_("Hereditary thrombophilia on record (%(source)s); antiphospholipid syndrome criteria not met"),
                           {"source": facts.active_condition("hereditary-thrombophilia").source}))
-    if row.applies is euthyroid_with_tpo:
-        lines += [lab_fact(_("TSH"), current_tsh(facts)), lab_fact(_("TPO antibodies"), facts.tpo)]
     return tuple(lines)
 
 
@@ -359,21 +379,33 @@ def _warn(rec_id: str, orders: list[OrderFact], summary: Text, advice: Text, con
     )
 
 
+def _summary(row: DiscouragedOrder, orders: list[OrderFact]) -> str:
+    """Name what was ordered (a prednisone order is not called prednisolone), when it is one ingredient."""
+    named = {i for o in orders for i in o.ingredients if i in row.summary_by_ingredient}
+    return row.summary_by_ingredient[named.pop()] if len(named) == 1 else row.summary
+
+
 def discouraged_orders(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
-    warned: set[str] = set()
-    for row in TABLE:
-        orders = [o for o in orders_to_check(facts, ctx, row.concepts) if row.judges(o)]
-        if not orders or not row.applies(facts):
-            continue
-        warned.update(o.reference for o in orders)
-        yield _warn(row.rec_id, orders, Text(row.summary), Text(row.advice), _context_facts(row, facts),
-                    row.override_reasons, row.indicator)
-    # E4: an immunomodulating order that cites an immune test as its reason, when no
-    # more specific E8 row has already warned about it (e.g. in explained RPL).
+    # E4 first: an immunomodulating order that cites an immune test as its reason gets the E4
+    # card, which answers that reason; the E8 row of the drug would say the same order again
+    # (version 2: E8.2/E8.3 warn in every RPL, so they would always take it).
     cited = [
         o for o in orders_to_check(facts, ctx, IMMUNOMODULATORS)
-        if o.reason & IMMUNE_BIOMARKERS and o.reference not in warned
+        if o.reason & IMMUNE_BIOMARKERS and not names_other_indication(o)
     ]
+    by_e4 = {o.reference for o in cited} if facts.has_rpl else set()
+    for row in TABLE:
+        orders = [
+            o for o in orders_to_check(facts, ctx, row.concepts)
+            if row.judges(o)
+            and o.reference not in by_e4
+            and not (row.prevents_miscarriage and names_other_indication(o))
+        ]
+        if not orders or not row.applies(facts):
+            continue
+        reasons = (*row.override_reasons, *indication_overrides(*row.indications))
+        yield _warn(row.rec_id, orders, Text(_summary(row, orders)), Text(row.advice), _context_facts(row, facts),
+                    reasons, row.indicator)
     if cited and facts.has_rpl:
         yield _warn(
             "E4", cited,

@@ -3,7 +3,7 @@
 A clinician reads two or three cards, not eight. After the rules have run:
 - patient-view: the counselling rows of one patient (C, E1, E5.6, E8.5/S3, S1) become
   one counselling card (topic C); the work-up suggestions (D3.2, D5.1a, D5.1c, D6) one
-  work-up card (topic D) with one suggestion per missing test and one "order all";
+  work-up card (topic D) with one suggestion per missing test, all recommended;
 - order-sign: several discouraged tests (D rows) become one card (topic D) listing each
   with its module and its own delete suggestion;
 - every card: critical, then warnings, then suggestions that carry orders, then
@@ -116,6 +116,11 @@ def _merge_workup(cards: list[CardDraft]) -> list[CardDraft]:
     if len(parts) < 2:
         return cards
     advice: list[Text] = [line for p in parts for line in p.personal]
+    # One suggestion per missing test, every one recommended: a client pre-selects recommended
+    # suggestions (CDS Hooks isRecommended), so the whole set is accepted in one click. Reading:
+    # issue 16 also asks for an "order all" suggestion, but it would repeat every test's order,
+    # and a client that only knows selectionBehavior 'any' (Epic; issue 15) would then create
+    # each order twice when all suggestions are accepted: the suggestions must not overlap.
     one_each: list[Suggestion] = []
     for part in parts:
         advice.append(_header(part))
@@ -123,18 +128,16 @@ def _merge_workup(cards: list[CardDraft]) -> list[CardDraft]:
         for suggestion in part.suggestions:
             creates = [a for a in suggestion.actions if a.type == "create"]
             if len(creates) == 1:
-                one_each.append(Suggestion(suggestion.label, tuple(creates)))
+                one_each.append(Suggestion(suggestion.label, tuple(creates), recommended=True))
             else:  # e.g. the missing antiphospholipid tests: one suggestion per test
-                one_each.extend(Suggestion(a.description, (a,)) for a in creates)
-    everything: tuple[Action, ...] = tuple(a for s in one_each for a in s.actions)
-    order_all = Suggestion(Text(_("Order all %(count)s missing tests"), {"count": len(everything)}), everything, recommended=True)
+                one_each.extend(Suggestion(a.description, (a,), recommended=True) for a in creates)
     merged = CardDraft(
         rec_id="D",
         indicator=Indicator.INFO,
         summary=Text(_("Work-up after recurrent miscarriage: order %(tests)s"), {"tests": tuple(_short(p) for p in parts)}),
         facts=_unique(f for p in parts for f in p.facts),
         advice=tuple(advice),
-        suggestions=(order_all, *one_each),
+        suggestions=tuple(one_each),
         selection_behavior="any",
         carried_ids=_unique(("D", *(i for p in parts for i in p.ids))),
     )

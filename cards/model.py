@@ -39,9 +39,9 @@ class OverrideReason:
 
 @dataclass(frozen=True)
 class Action:
-    type: str  # "create" | "delete"
+    type: str  # "create" | "update" | "delete"
     description: Text
-    resource: Mapping[str, Any] | None = None  # for create
+    resource: Mapping[str, Any] | None = None  # for create and update (the complete resource)
     resource_id: str | None = None  # for delete: "MedicationRequest/abc"
 
 
@@ -66,7 +66,9 @@ class CardDraft:
     facts: tuple[Text, ...]  # the patient facts the card is based on (value, unit, date, source)
     advice: tuple[Text, ...]  # the recommendation, in short
     suggestions: tuple[Suggestion, ...] = ()
-    selection_behavior: str = "at-most-one"
+    # "any": the one value every client supports (Epic documents only this); a rule's suggestions
+    # therefore never overlap (tests/test_real_clients.py checks every card).
+    selection_behavior: str = "any"
     override_reasons: tuple[OverrideReason, ...] = ()
     links: tuple[Link, ...] = ()
     personal: tuple[Text, ...] = ()  # recommendation lines about this patient: shown first, also in a merged card

@@ -21,7 +21,7 @@ from .discouraged_orders import TABLE as DISCOURAGED, discouraged_orders
 from .e1_prognosis import e1
 from .e2_genetic_counselling import e2
 from .e3_2_aps import e3_2
-from .e5_1_thyroid_treatment import e5_1
+from .e5_1_thyroid_treatment import e5_1, e5_1c
 from .e6_3_cervix import e6_3
 from .e8_6_progesterone import e8_6_orders, e8_6b
 from .merge import merge
@@ -50,6 +50,7 @@ RULES: tuple[RuleSpec, ...] = (
     RuleSpec(e2, ("E2",), PATIENT_VIEW),
     RuleSpec(e3_2, ("E3.2",), PATIENT_VIEW),
     RuleSpec(e5_1, ("E5.1a", "E5.1b"), PATIENT_VIEW),
+    RuleSpec(e5_1c, ("E5.1c",), ALL_HOOKS),
     RuleSpec(e5_6, ("E5.6",), PATIENT_VIEW),
     RuleSpec(e6_3, ("E6.3",), PATIENT_VIEW),
     RuleSpec(folic_acid, ("E8.5", "S3"), PATIENT_VIEW),

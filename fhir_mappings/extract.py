@@ -27,7 +27,7 @@ from .fhir_values import Validate, as_date, raw_reference, raw_str
 from .labs import (
     APL_TESTS, LAB_TESTS, LATEST_ONLY, antibody_history, lab_results, latest, newest_usable, smoking,
 )
-from .orders import OrderLookup, order_fact, order_on_record
+from .orders import OrderLookup, medication_taken, order_fact, order_on_record
 from .pregnancy import PREGNANCY_OBSERVATIONS, findings_of, pregnancy_facts
 from .record import PatientRecord
 from .resources import UNCACHED, ResourceParser
@@ -159,12 +159,13 @@ def extract_record(
         elif rtype in ("MedicationRequest", "MedicationStatement", "ServiceRequest"):
             order_raws.append(raw)  # after the loop, when every resource an order may cite is known
     lookup = OrderLookup(record.medications, cited)
-    orders = [
-        order
+    classified = [
+        (raw, order)
         for raw in order_raws
         if (order := order_fact(raw, lookup, valuesets, validated, draft=False)) is not None
-        and order_on_record(raw, order)
     ]
+    orders = [order for raw, order in classified if order_on_record(raw, order)]
+    medication_history = tuple(order for raw, order in classified if medication_taken(raw, order))
 
     for test, raws in latest_only.items():
         observations.extend(newest_usable(test, raws, today, settings, validated))
@@ -186,6 +187,7 @@ def extract_record(
         conditions=conditions_t,
         pregnancy=pregnancy_facts(observations, conditions_t, findings, today),
         orders=tuple(orders),
+        medication_history=medication_history,
         findings=findings,
         smoking_current=smoking(observations, valuesets),
         bmi=latest(labs, "bmi"),

@@ -7,9 +7,11 @@ a relative reference such as ``Observation/123``) and its date.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from enum import Enum
+from typing import Any
 
 # Twelve weeks between two positive antiphospholipid results (ESHRE/NVOG: persistence).
 APL_PERSISTENCE_DAYS = 12 * 7
@@ -119,6 +121,8 @@ class PregnancyFacts:
     gestational_age_source: str | None = None
     bleeding_before_12_weeks: bool = False
     bleeding_source: str | None = None
+    bleeding_date: date | None = None  # onset of that bleeding (None: an active bleeding without a date)
+    bleeding_ga_days: int | None = None  # gestational age when it began
     intrauterine_confirmed: bool = False
     intrauterine_source: str | None = None
     # E8.6c: findings that forbid starting progesterone
@@ -153,6 +157,11 @@ class OrderFact:
     daily_dose_mg: float | None = None
     routes: frozenset[str] = frozenset()  # SNOMED CT route codes of the dosage
     reason: frozenset[str] = frozenset()  # value sets matched by reasonCode
+    # The MedicationRequest on record as received, for a card that updates it (E8.6c: status
+    # 'stopped'); None for drafts and other resource types. Not compared: a fact, not its JSON.
+    resource: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+    ingredients: frozenset[str] = frozenset()  # catalogue ingredients it contains, e.g. {"prednisone"}
+    recognised_by_name: bool = False  # its code is in no value set: its display or text named the ingredient
 
 
 @dataclass(frozen=True)
@@ -172,6 +181,10 @@ class PatientFacts:
     pregnancy: PregnancyFacts = field(default_factory=PregnancyFacts)
     orders: tuple[OrderFact, ...] = ()  # active orders and medications on record
     draft_orders: tuple[OrderFact, ...] = ()  # draftOrders of this call
+    # Medications taken now or before (catalogue "Treated condition"): MedicationStatements of any
+    # status but entered-in-error / not-taken, and MedicationRequests active, on-hold, completed
+    # or stopped. Draft orders are not in it.
+    medication_history: tuple[OrderFact, ...] = ()
     findings: tuple[Finding, ...] = ()
     smoking_current: Finding | None = None
     bmi: LabResult | None = None
@@ -209,6 +222,12 @@ class PatientFacts:
         return bool(self.persistent_antibodies) or self.active_condition("antiphospholipid-syndrome") is not None
 
     @property
+    def possible_aps(self) -> ConditionFact | None:
+        """Catalogue "Possible APS": WHO ICD-10 D68.6 or another APS code, active on record
+        (with or without aPL results that meet the criteria)."""
+        return self.active_condition("antiphospholipid-syndrome") or self.active_condition("thrombophilia-other-icd10")
+
+    @property
     def thyroid_abnormal(self) -> bool:
         tsh = self.tsh
         if self.active_condition("hypothyroidism") is not None:
@@ -221,8 +240,11 @@ class PatientFacts:
 
     @property
     def unexplained_rpl(self) -> bool:
-        """RPL without APS, abnormal thyroid function or a known chromosomal cause."""
-        return self.has_rpl and not (self.aps_criteria_met or self.thyroid_abnormal or self.chromosomal_cause)
+        """RPL without APS (criteria met, or possible APS), abnormal thyroid function or a
+        known chromosomal cause."""
+        return self.has_rpl and not (
+            self.aps_criteria_met or self.possible_aps is not None or self.thyroid_abnormal or self.chromosomal_cause
+        )
 
     def results(self, test: str) -> tuple[LabResult, ...]:
         return tuple(r for r in self.lab_history if r.test == test)

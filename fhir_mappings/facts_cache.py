@@ -13,7 +13,9 @@ the draftOrders Bundle (an order on record may reference one). The same key is
 the same input, so a hit gives what extract() would; the value sets, settings
 and validation of one runtime never change. What is shared between calls is
 read only: the facts are frozen, and of the request's resources only the
-record's Medications are kept (for draft orders that reference one).
+record's Medications are kept (for draft orders that reference one), with the
+MedicationRequests on record of the rules' drug classes (OrderFact.resource, which
+a card may send back updated: E8.6c stops a running progesterone).
 """
 
 from __future__ import annotations

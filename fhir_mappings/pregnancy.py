@@ -147,7 +147,8 @@ def pregnancy_facts(
     def in_this_pregnancy(when: date | None) -> bool:
         return when is not None and start is not None and start <= when <= today
 
-    bleeding, bleeding_source = False, None
+    # Bleedings of this pregnancy that began before 12 weeks: (onset, GA at onset, source).
+    early_bleedings: list[tuple[date | None, int, str]] = []
     for c in conditions:
         if c.concept != "early-pregnancy-bleeding" or ga_days is None:
             continue
@@ -159,7 +160,9 @@ def pregnancy_facts(
         else:
             continue
         if 0 <= ga_at_bleeding < 12 * 7:
-            bleeding, bleeding_source = True, c.source
+            early_bleedings.append((when, ga_at_bleeding, c.source))
+    # The latest dated one is the one a card shows (E8.6b needs it within the last 14 days).
+    latest_bleeding = max(early_bleedings, key=lambda b: (b[0] is not None, b[0] or date.min), default=None)
     intrauterine = next(
         (
             x
@@ -175,8 +178,10 @@ def pregnancy_facts(
         sources=tuple(sources),
         gestational_age_days=ga_days,
         gestational_age_source=ga_source,
-        bleeding_before_12_weeks=bleeding,
-        bleeding_source=bleeding_source,
+        bleeding_before_12_weeks=latest_bleeding is not None,
+        bleeding_source=latest_bleeding[2] if latest_bleeding else None,
+        bleeding_date=latest_bleeding[0] if latest_bleeding else None,
+        bleeding_ga_days=latest_bleeding[1] if latest_bleeding else None,
         intrauterine_confirmed=intrauterine is not None,
         intrauterine_source=intrauterine,
         contraindications=_progesterone_contraindications(conditions, findings, in_this_pregnancy),

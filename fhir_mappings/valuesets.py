@@ -66,6 +66,7 @@ class ValueSetIndex:
         self._exact: dict[tuple[str, str], set[str]] = defaultdict(set)
         self._prefixes: dict[str, list[tuple[str, str]]] = defaultdict(list)
         self._first_concept: dict[str, Concept] = {}
+        self._displays: dict[tuple[str, str], str] = {}  # the name of a listed code, e.g. an RxNorm product
         self._titles: dict[str, str] = {}
         self._cache: dict[tuple[str, str], frozenset[str]] = {}
         for resource in valuesets:
@@ -96,7 +97,10 @@ class ValueSetIndex:
         for contained in (resource.get("expansion") or {}).get("contains") or []:
             concepts.append(Concept(contained["system"], contained["code"], contained.get("display")))
         for concept in concepts:
-            self._exact[(concept.system, _normal_code(concept.system, concept.code))].add(name)
+            key = (concept.system, _normal_code(concept.system, concept.code))
+            self._exact[key].add(name)
+            if concept.display:
+                self._displays.setdefault(key, concept.display)
         if concepts:
             self._first_concept.setdefault(name, concepts[0])
         self._cache.clear()
@@ -169,6 +173,12 @@ class ValueSetIndex:
                     if hit:
                         found = found | hit if found else hit
         return found
+
+    def display_of(self, system: str | None, code: str | None) -> str | None:
+        """The display a value set gives this code (e.g. 'aspirin 81 MG Oral Tablet'), if any."""
+        if not system or not code:
+            return None
+        return self._displays.get((system, _normal_code(system, code)))
 
     def codes_of(self, names: Iterable[str]) -> set[tuple[str, str]]:
         """Every explicitly listed (system, code) of the named value sets."""

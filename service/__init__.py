@@ -84,6 +84,7 @@ def create_app(
         app,
         origins=list(settings.cors_origins),
         allow_headers=["Authorization", "Content-Type"],
+        expose_headers=["WWW-Authenticate"],  # a browser client (the sandbox) may read why it got a 401
         methods=["GET", "POST", "OPTIONS"],
         max_age=600,
     )

@@ -18,6 +18,7 @@ from cards.i18n import Translator
 from cards.model import RuleContext
 from cards.orders import OrderBuilder
 from cards.rules import evaluate
+from fhir_mappings.orders import UncheckableDraftOrder
 
 from . import auth
 from .errors import ApiError
@@ -71,6 +72,7 @@ def _service(service_id: str):
 
 
 @bp.get("/cds-services")
+@bp.get("/cds-services/", endpoint="discovery")  # clients and people type the discovery URL with a slash
 def discovery():
     services = [s.descriptor() for s in runtime().services.values()]
     return jsonify(Discovery(services=services).dump())
@@ -117,7 +119,7 @@ def call_service(service_id: str):
             draft_orders=getattr(context, "draftOrders", None),
             selections=getattr(context, "selections", ()),
         )
-    except InputLimitError as exc:  # in a resource a rule reads (see ResourceParser)
+    except (InputLimitError, UncheckableDraftOrder) as exc:  # in a resource a rule reads (see ResourceParser)
         raise ApiError(400, str(exc)) from None
     drafts = evaluate(facts, RuleContext(
         hook=service.hook,
@@ -181,15 +183,13 @@ UNAUDITED = frozenset({"cds.healthz", "cds.readyz"})
 @bp.before_app_request
 def _authenticate():
     """Start the audit record, then let only an authenticated CDS client through."""
-    if request.endpoint in UNAUDITED:
-        return None
+    if request.endpoint in UNAUDITED or request.method == "OPTIONS":
+        return None  # health probes, and CORS preflights: no call, no token, no data (flask-cors answers them)
     started = time.perf_counter()
     g.audit = {"endpoint": (request.endpoint or "none").removeprefix("cds."), "started": started}
     service_id = (request.view_args or {}).get("service_id")
     if service_id is not None:
         g.audit["service"] = service_id[:100]
-    if request.method == "OPTIONS":  # CORS preflight: no token, no data
-        return None
     try:
         client = auth.authenticate_request(runtime().settings)
     except auth.AuthError:

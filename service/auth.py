@@ -260,11 +260,28 @@ def authenticate_request(settings: Settings) -> Client | None:
     authenticator: Authenticator | None = current_app.extensions.get(EXTENSION)
     if authenticator is None:
         return None
+    expected = audience(settings)
     try:
-        return authenticator.authenticate(request.headers.get("Authorization"), audience(settings))
+        return authenticator.authenticate(request.headers.get("Authorization"), expected)
     except AuthError as exc:
-        log.warning("authentication refused", extra={"audit": {"reason": str(exc), "path": request.path[:200]}})
+        # The audience is the usual mistake in a new set-up (a proxy, http vs https, a trailing
+        # slash): the line says which was expected and which the token holds. Neither is secret.
+        came = _claimed_audience(request.headers.get("Authorization"))
+        log.warning(
+            "authentication refused: %s (expected aud %s, token aud %s)", exc, expected[:300], _short(came),
+            extra={"audit": {"reason": str(exc), "path": request.path[:200], "expected_aud": expected[:300],
+                             "token_aud": _short(came)}},
+        )
         raise
+
+
+def _claimed_audience(authorization: str | None) -> Any:
+    """The aud claim of a bearer token, unverified, for the log only; None when unreadable."""
+    try:
+        claims = jwt.decode(_bearer(authorization), options={"verify_signature": False})
+    except (AuthError, jwt.PyJWTError, ValueError, TypeError):
+        return None
+    return claims.get("aud") if isinstance(claims, dict) else None
 
 
 def unauthorized() -> Response:

@@ -186,7 +186,7 @@ def _load_demo(args: argparse.Namespace) -> int:
 
     today = args.today or date.today()
     if args.output is not None:
-        for path in write_demo(args.output, today):
+        for path in write_demo(args.output, today, args.patient):
             print(f"wrote {path}")
         return 0
     status = 0

@@ -24,7 +24,6 @@ CARRIED_IDS_EXTENSION = "org.rpl-cds.carried-ids"
 # Headings of the card detail (outside f-strings, where pybabel extract finds them).
 BASED_ON = _("Based on")
 RECOMMENDATION = _("Recommendation")
-MORE_INFORMATION = _("More information")
 SOURCE = _("Source")
 RECORD_SOURCES = _("From the record")
 
@@ -82,9 +81,9 @@ def detail(draft: CardDraft, t: Translator) -> str:
     lines += ["", f"**{t(RECOMMENDATION)}**", ""]
     advice = [t(a) for a in (*draft.personal, *draft.advice)]
     lines += [f"- {a}" for a in advice] if len(advice) > 1 else advice
-    if draft.links:
-        lines += ["", f"**{t(MORE_INFORMATION)}**", ""]
-        lines += [f"- [{_md_escape(t(link.label))}]({link.url})" for link in draft.links]
+    # External links are not in the Markdown: a link there replaces the EHR page in the sandbox (and
+    # in EHRs that render detail in their own frame). They go into card.links (type absolute), which
+    # clients open beside the EHR.
     lines += ["", f"*{t(SOURCE)}: {rec.module} ({draft.rec_id}: {t(rec.title_text)})*"]
     if references:
         lines += ["", f"*{t(RECORD_SOURCES)}: {_md_escape(', '.join(references))}*"]

@@ -119,11 +119,12 @@ def _outcome_text(body: Any) -> str:
     return ""
 
 
-def write_demo(directory: Path, today: date) -> list[Path]:
-    """Write the demo bundles and draft orders as JSON files (the files shipped in service/demo/)."""
+def write_demo(directory: Path, today: date, patient_ids: Iterable[str] | None = None) -> list[Path]:
+    """Write the demo bundles (of the patients named, or all) and the draft orders as JSON files
+    (the files shipped in service/demo/)."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for pid, bundle in demo_data.bundles(today).items():
+    for pid, bundle in demo_data.bundles(today, patient_ids).items():
         written.append(directory / f"{pid}.json")
         written[-1].write_text(demo_data.to_json(bundle), encoding="utf-8")
     for name, content in (

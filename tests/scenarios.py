@@ -90,10 +90,58 @@ TABLE_SCENARIOS = [
           (order_of(row.concepts[0]), order_of("tsh", rid="tsh-draft")), selections=("ServiceRequest/tsh-draft",)),
     )
 ]
-UNEXPLAINED_ONLY = [
-    S(row.rec_id, "silent-when-rpl-is-explained-by-aps", "order-sign", APS, (order_of(row.concepts[0]),))
-    for row in TABLE
-    if row.applies.__name__ == "unexplained_rpl"
+# Version 2: E8.2, E8.3 and E8.9 warn in every RPL, explained or not.
+EXPLAINED_TOO = [
+    S(rec_id, "fires-when-rpl-is-explained-by-aps", "order-sign", APS, (order_of(concept),))
+    for rec_id, concept in (("E8.2", "immunoglobulin-iv"), ("E8.3", "prednisolone-prednisone"),
+                            ("E8.9", "endometrial-scratching"))
+]
+
+
+def with_reason(order: dict, system: str, code: str) -> dict:
+    return {**order, "reasonCode": [{"coding": [{"system": system, "code": code}]}]}
+
+
+def running_progesterone(**kw) -> dict:
+    return order_of("progesterone", rid="prog-running", status="active", **kw)
+
+
+def _vaginal(order: dict) -> dict:
+    order["dosageInstruction"][0]["route"] = {"coding": [{"system": SNOMED, "code": "16857009"}]}
+    return order
+
+
+ECTOPIC_NOW = condition(SNOMED, "34801009", onset=day(-1))
+TPO_POSITIVE = observation("8099-4", value=120, unit="IU/mL", high=35)
+
+# Catalogue version 2 (issue 14): one firing and one silent case per change.
+VERSION_2 = [
+    S("E8.4", "silent-aspirin-for-preeclampsia-prevention", "order-sign", RPL,
+      (with_reason(order_of("low-dose-aspirin", dose_mg=80), ICD10, "O14.9"),)),
+    S("E8.4", "silent-with-who-d68-6-possible-aps", "order-sign", (*RPL, condition(ICD10, "D68.6")), (order_of("heparins"),)),
+    S("E8.6a", "silent-for-luteal-support-after-ivf", "patient-view", RPL,
+      (with_reason(order_of("progesterone", status="active"), ICD10, "Z31.2"),)),
+    S("E8.6a", "fires-for-active-progesterone-without-reason", "patient-view", (*RPL, order_of("progesterone", status="active"))),
+    S("E5.2", "silent-hcg-as-ovulation-trigger-in-ivf", "order-sign", RPL, (with_reason(order_of("hcg"), ICD10, "Z31.2"),)),
+    S("E5.1c", "silent-on-patient-view-for-levothyroxine-taken", "patient-view",
+      (*RPL, tsh(2.1), TPO_POSITIVE, order_of("levothyroxine", status="active"))),
+    S("E5.1c", "silent-repeat-prescription-of-levothyroxine-taken", "order-sign",
+      (*RPL, tsh(2.1), TPO_POSITIVE, order_of("levothyroxine", rid="levo-old", status="active")),
+      (order_of("levothyroxine", rid="levo-repeat"),)),
+    S("E5.1a", "fires-tests-for-a-diagnosis-without-tsh", "patient-view", (*RPL, condition(ICD10, "E03.9"))),
+    S("E5.1a", "silent-stale-code-with-normal-labs", "patient-view",
+      (*RPL, condition(ICD10, "E03.9", onset="2019-01-01"), tsh(1.8, date="2026-11-10"), ft4(16.0, date="2026-11-10", low=12, high=22))),
+    S("D3.2", "fires-repeat-of-a-single-positive", "patient-view",
+      (*RPL, *apl_panel("2026-09-01", positive=("anticardiolipin-igg",)))),
+    S("D3.2", "silent-two-positives-12-weeks-apart", "patient-view", (*RPL, *persistent_apl())),
+    S("E8.6c", "fires-stop-running-progesterone-in-ectopic", "patient-view",
+      (*RPL, ECTOPIC_NOW, running_progesterone(dose_mg=200, per_day=2))),
+    S("E8.6c", "silent-running-progesterone-without-finding", "patient-view", (*RPL, *pregnancy(), running_progesterone())),
+    S("E8.6b", "fires-course-complete-at-16-weeks", "patient-view",
+      (losses(3), *pregnancy(ga_weeks=16, bleeding_days_ago=50), _vaginal(running_progesterone(dose_mg=400, per_day=2)))),
+    S("E8.6b", "fires-running-200mg-gets-the-endorsed-dose", "patient-view",
+      (losses(3), *pregnancy(bleeding_days_ago=5), _vaginal(running_progesterone(dose_mg=200, per_day=2)))),
+    S("E8.6b", "silent-bleeding-more-than-14-days-ago", "patient-view", (losses(3), *pregnancy(bleeding_days_ago=15))),
 ]
 
 THROMBOPHILIA = condition(ICD10CM, "D68.51")  # ICD-10-CM: activated protein C resistance (factor V Leiden)
@@ -224,7 +272,7 @@ LOGIC_SCENARIOS = [
     S("S4", "silent-resolved-missed-miscarriage", "patient-view", (condition(SNOMED, "16607004", onset=day(-200), clinical="resolved"),)),
 ]
 
-ALL = [*TABLE_SCENARIOS, *UNEXPLAINED_ONLY, *LOGIC_SCENARIOS]
+ALL = [*TABLE_SCENARIOS, *EXPLAINED_TOO, *LOGIC_SCENARIOS, *VERSION_2]
 SCENARIOS: dict[str, list[Scenario]] = {}
 for _s in ALL:
     SCENARIOS.setdefault(_s.rec_id, []).append(_s)

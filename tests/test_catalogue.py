@@ -48,11 +48,16 @@ def test_scenario(cds, scenario):
                 validate_create(action["resource"])  # a valid FHIR R4 resource
                 assert action["resource"]["status"] == "draft"
                 assert action["resource"]["subject"] == {"reference": "Patient/pat-1"}
+            elif action["type"] == "update":  # an order on record, changed (E8.6: stopped)
+                validate_create(action["resource"])
+                on_record = {f"{r['resourceType']}/{r['id']}" for r in scenario.resources}
+                assert f"{action['resource']['resourceType']}/{action['resource']['id']}" in on_record
+                assert action["resource"]["status"] == "stopped"
             else:
                 assert action["type"] == "delete" and action["resourceId"] in drafts
     if card["indicator"] in ("warning", "critical"):
         assert card["overrideReasons"] and all(r["display"] for r in card["overrideReasons"])
-        named = [d for d in drafts if d in card["detail"]]
+        named = [d for d in (drafts or {f"{r['resourceType']}/{r['id']}" for r in scenario.resources}) if d in card["detail"]]
         assert named, "a warning names the order it is about"
 
 

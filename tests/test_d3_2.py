@@ -85,3 +85,59 @@ def test_lupus_anticoagulant_without_interpretation_still_counts_as_a_result(cds
     la = observation("3284-7", value=1.1, unit="{ratio}", date="2026-05-01")
     found = card(cds, losses(2), la)
     assert "4 of 5" in found["summary"]
+
+
+# -- version 2: the 12-week repeat of a positive test -----------------------------------
+def repeats(card):
+    return [a["resource"] for s in card["suggestions"] for a in s["actions"]
+            if a["type"] == "create" and "occurrencePeriod" in a["resource"]]
+
+
+def test_d3_2_suggests_the_repeat_of_a_positive_test_from_12_weeks_after_it(cds):
+    found = card(cds, losses(2), *apl_panel("2026-09-01", positive=("anticardiolipin-igg",)))
+    [repeat] = repeats(found)
+    validate_create(repeat)
+    assert repeat["code"]["coding"][0]["code"] == APL_LOINC["anticardiolipin-igg"]
+    assert repeat["occurrencePeriod"] == {"start": "2026-11-24"}  # 2026-09-01 + 84 days
+    assert "24 Nov 2026" in found["detail"]  # dates in the card language (English: 24 Nov 2026)
+    assert "repeat" in found["summary"]
+
+
+def test_d3_2_repeat_date_may_lie_in_the_past(cds):
+    found = card(cds, losses(2), *apl_panel("2026-03-02", positive=("lupus-anticoagulant",)))
+    assert [r["occurrencePeriod"]["start"] for r in repeats(found)] == ["2026-05-25"]
+
+
+def test_d3_2_silent_with_two_positives_12_weeks_apart(cds):
+    first = apl_panel("2026-01-05", positive=("anticardiolipin-igg",))
+    second = apl_panel("2026-03-30", positive=("anticardiolipin-igg",))  # 84 days later
+    assert card(cds, losses(2), *first, *second) is None
+
+
+def test_d3_2_repeats_when_the_second_positive_came_too_early(cds):
+    first = apl_panel("2026-01-05", positive=("anticardiolipin-igg",))
+    second = apl_panel("2026-03-29", positive=("anticardiolipin-igg",))  # 83 days later
+    found = card(cds, losses(2), *first, *second)
+    assert [r["occurrencePeriod"]["start"] for r in repeats(found)] == ["2026-03-30"]
+
+
+def test_d3_2_silent_when_a_negative_result_came_12_weeks_after_the_positive(cds):
+    first = apl_panel("2026-01-05", positive=("anticardiolipin-igg",))
+    assert card(cds, losses(2), *first, *apl_panel("2026-04-15")) is None
+
+
+def test_d3_2_silent_when_the_repeat_is_ordered(cds):
+    ordered = service_request(LOINC, APL_LOINC["anticardiolipin-igg"], status="active")
+    assert card(cds, losses(2), *apl_panel("2026-09-01", positive=("anticardiolipin-igg",)), ordered) is None
+
+
+def test_d3_2_missing_and_repeat_tests_in_one_card(cds):
+    panel = apl_panel("2026-09-01", positive=("lupus-anticoagulant",))[:3]
+    found = card(cds, losses(2), *panel)
+    assert len(found["suggestions"]) == 2 and found["selectionBehavior"] == "any"
+    assert len(repeats(found)) == 1 and len(created(found)) == 3
+    assert "2 of 5" in found["summary"]
+
+
+def test_d3_2_no_repeat_without_rpl(cds):
+    assert card(cds, losses(1), *apl_panel("2026-09-01", positive=("anticardiolipin-igg",))) is None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 from flask import Flask
@@ -67,9 +66,13 @@ def create_app(
                 max_response_bytes=settings.fhir_max_response_bytes,
                 retries=settings.fhir_retries,
                 gzip=settings.fhir_gzip,
+                call_deadline=settings.fhir_call_deadline_seconds,
+                max_call_bytes=settings.fhir_max_call_bytes,
+                max_worker_bytes=settings.fhir_max_worker_bytes,
+                max_calls_per_server=settings.fhir_max_calls_per_server,
+                max_calls_per_worker=settings.fhir_max_calls_per_worker,
             ),
         ),
-        executor=ThreadPoolExecutor(max_workers=8, thread_name_prefix="fhir"),
         feedback=FeedbackStore(settings.database_url),
         translations=load_translations(),
         today=today,

@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
 from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from cards.i18n import Translator
 from cards.model import RuleContext
@@ -53,7 +54,7 @@ def _json_body() -> Any:
     mimetype = request.mimetype or ""
     if mimetype not in JSON_TYPES and not mimetype.endswith("+json"):
         raise ApiError(415, "the body must be JSON (Content-Type: application/json)")
-    raw = request.get_data(cache=False)  # 413 above the configured size limit
+    raw = _body_bytes()
     try:
         return load_json(raw, runtime().json_limits)
     except InputLimitError as exc:
@@ -62,6 +63,26 @@ def _json_body() -> Any:
         raise ApiError(400, "the JSON body is nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"malformed JSON: {exc}") from None
+
+
+def _body_bytes() -> bytes:
+    """The request body; 413 above RPL_MAX_BODY_BYTES, whether it has a Content-Length or is
+    chunked, and 400 for a chunked body the server cannot decode (issue #13)."""
+    try:
+        raw = request.get_data(cache=False)  # 413 at once for a Content-Length above the limit
+        # A chunked body is read up to the limit and stops there without an error, and the
+        # service answered from its first RPL_MAX_BODY_BYTES: one byte more from the server's
+        # stream says whether there was more.
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        if request.content_length is None and limit is not None and len(raw) >= limit \
+                and request.environ["wsgi.input"].read(1):
+            raise RequestEntityTooLarge()
+        return raw
+    except (ApiError, HTTPException):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the server's decoding of the body (gunicorn: InvalidChunkSize, ...)
+        log.info("request body not readable: %s", type(exc).__name__)
+        raise ApiError(400, "the request body could not be read (malformed chunked transfer encoding)") from None
 
 
 def _service(service_id: str):
@@ -98,6 +119,7 @@ def call_service(service_id: str):
         raise ApiError(400, validation_messages(exc, prefix="context.")) from None
 
     token = hook_request.fhirAuthorization.access_token if hook_request.fhirAuthorization else None
+    g.fhir_budget = rt.fhir_clients.budget()  # the call's FHIR deadline and bytes, held until it ends
     try:
         data = resolve(
             service.prefetch,
@@ -106,7 +128,7 @@ def call_service(service_id: str):
             hook_request.fhirServer,
             token,
             rt.fhir_clients,
-            rt.executor,
+            g.fhir_budget,
         )
     except PrefetchUnavailable as exc:
         raise ApiError(412, str(exc)) from None
@@ -202,6 +224,14 @@ def _authenticate():
         if client.tenant:
             g.audit["tenant"] = client.tenant[:100]
     return None
+
+
+@bp.teardown_app_request
+def _release_fhir_budget(_exc):
+    """The answer is built: the call's FHIR data no longer counts against the worker's bytes."""
+    budget = g.pop("fhir_budget", None)
+    if budget is not None:
+        budget.release()
 
 
 @bp.after_app_request

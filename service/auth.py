@@ -245,7 +245,7 @@ def init_app(app: Flask, settings: Settings) -> None:
         return
     app.extensions[EXTENSION] = Authenticator(
         settings,
-        build_replay_cache(settings.replay_cache_url),
+        build_replay_cache(settings.replay_cache_url, settings.database_url),
         JwksFetcher(settings.auth_jwks_timeout, settings.auth_jwks_cache_seconds),
     )
 

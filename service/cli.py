@@ -22,7 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--workers", type=int, default=2)
-    serve.add_argument("--threads", type=int, default=4, help="threads per worker")
+    serve.add_argument("--threads", type=int, default=8,
+                       help="threads per worker; more than RPL_FHIR_MAX_CALLS_PER_WORKER (6), so that calls "
+                            "waiting on slow FHIR servers leave threads for the others and /healthz")
 
     demo = commands.add_parser("demo", help="send the example requests to a running service and print the cards")
     demo.add_argument("--url", default="http://127.0.0.1:8080", help="base URL of the running service")
@@ -105,15 +107,22 @@ def _serve(args: argparse.Namespace) -> int:
 
     from . import create_app
     from .config import ConfigError, load_settings
+    from .replay import in_memory_database
 
     try:
         settings = load_settings()
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    if getattr(settings, "auth_enabled", False) and not getattr(settings, "replay_cache_url", "") and args.workers > 1:
-        print(f"WARNING: {args.workers} workers keep separate JWT replay memories: a replayed token can pass on "
-              "another worker. Set RPL_REPLAY_CACHE_URL=redis://... or use --workers 1.", file=sys.stderr)
+    if args.threads <= max(settings.fhir_max_calls_per_server, settings.fhir_max_calls_per_worker):
+        print(f"WARNING: --threads {args.threads} is not above RPL_FHIR_MAX_CALLS_PER_WORKER "
+              f"({settings.fhir_max_calls_per_worker}) and RPL_FHIR_MAX_CALLS_PER_SERVER "
+              f"({settings.fhir_max_calls_per_server}): calls waiting on slow FHIR servers can hold every "
+              "thread of a worker, and /healthz and other calls wait.", file=sys.stderr)
+    if settings.auth_enabled and not settings.replay_cache_url and args.workers > 1 and in_memory_database(settings.database_url):
+        print(f"WARNING: {args.workers} workers keep separate JWT replay memories with an in-memory database: a "
+              "replayed token can pass on another worker. Use a database file, RPL_REPLAY_CACHE_URL=redis://... "
+              "or --workers 1.", file=sys.stderr)
 
     class Server(BaseApplication):
         def load_config(self) -> None:
@@ -130,6 +139,12 @@ def _serve(args: argparse.Namespace) -> int:
             self.cfg.set("timeout", 30)
             self.cfg.set("accesslog", None)  # the service writes its own JSON audit line per call
             self.cfg.set("errorlog", "-")
+            if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 25.1
+                # Its default path (~/.gunicorn/gunicorn.ctl) is shared by every instance a user
+                # runs: a second instance took it over, and anyone with the user's rights could
+                # change the workers of the first. The service is managed by signals and its
+                # platform, not by gunicornc.
+                self.cfg.set("control_socket_disable", True)
 
         def load(self):
             app = create_app(settings)

@@ -124,6 +124,11 @@ class Settings(BaseSettings):
     fhir_max_response_bytes: int = Field(20_000_000, ge=1_000, description="Largest FHIR response accepted.")
     fhir_gzip: bool = Field(False, description="Ask the FHIR server for gzip-compressed answers: for a server behind a slow link; off saves CPU on both sides for one next to the service.")
     fhir_retries: int = Field(1, ge=0, le=5, description="Retries of idempotent FHIR reads on connection errors and 502/503/504.")
+    fhir_call_deadline_seconds: float = Field(8.0, gt=0, le=120, description="Seconds one hook call may spend on all its FHIR reads, retries and slow senders included; then 412. Keep it well under the EHR's own timeout.")
+    fhir_max_call_bytes: int = Field(10_000_000, ge=1_000, description="Bytes of FHIR answers one hook call may read in all; 412 above.")
+    fhir_max_worker_bytes: int = Field(20_000_000, ge=1_000, description="Bytes of FHIR answers the calls of one worker process may hold at once; a call that would go over gets 412.")
+    fhir_max_calls_per_worker: int = Field(6, ge=1, le=256, description="Calls of one worker reading from any FHIR servers at once; another waits at most 0.5 s for a turn, then gets 412, so that several hanging servers together cannot hold every thread. Keep it under --threads.")
+    fhir_max_calls_per_server: int = Field(2, ge=1, le=64, description="Calls of one worker reading from one FHIR server at once; another waits at most 0.5 s for a turn, then gets 412, so a hanging server cannot hold every thread. Keep it under --threads.")
 
     # -- clinical ---------------------------------------------------------------
     language: Literal["nl", "en"] = Field("nl", description="Card language when the call has no usable Accept-Language.")
@@ -149,7 +154,7 @@ class Settings(BaseSettings):
     auth_max_token_age_seconds: int = Field(3600, ge=60, le=86_400, description="Longest JWT lifetime (exp - iat) accepted.")
     auth_jwks_cache_seconds: int = Field(300, ge=0, le=86_400, description="Seconds a fetched JWK Set is kept.")
     auth_jwks_timeout: float = Field(5.0, gt=0, le=60, description="Seconds to connect to, and to read, a JWK Set URL.")
-    replay_cache_url: str = Field("", description="Where used JWT ids are remembered: empty = in this process; redis://host:6379/0 = shared by all workers.")
+    replay_cache_url: str = Field("", description="Where used JWT ids are remembered: empty = in the feedback database (RPL_DATABASE_URL), shared by every worker and instance on it; redis://host:6379/0 = in Redis.")
     max_bundle_entries: int = Field(10_000, ge=1, description="Most entries in a Bundle of the request (draftOrders, prefetch); 400 above.")
     max_json_depth: int = Field(64, ge=8, le=500, description="Deepest JSON nesting accepted in a request body; 400 above.")
     max_string_length: int = Field(100_000, ge=1_000, description="Longest JSON string accepted in a request body; 400 above.")
@@ -167,6 +172,10 @@ class Settings(BaseSettings):
         for url in value:
             if url != "*" and not url.startswith(("http://", "https://")):
                 raise ValueError(f"{url!r} is not an http(s) URL")
+            parts = urlsplit(url)
+            if url != "*" and ("@" in parts.netloc or parts.query or parts.fragment or "\\" in url):
+                # every URL fetched must share its scheme, host, port and base path (issue #13)
+                raise ValueError(f"{url!r} must be a plain base URL: no user, query, fragment or backslash")
         return tuple(u.rstrip("/") for u in value)
 
     @field_validator("auth_issuers", mode="before")

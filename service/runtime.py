@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import date
 from babel.support import NullTranslations
@@ -26,7 +25,6 @@ class Runtime:
     valuesets: ValueSetIndex
     services: dict[str, ServiceDef]
     fhir_clients: FhirClients
-    executor: Executor
     feedback: FeedbackStore
     translations: dict[str, NullTranslations]
     today: Callable[[], date]
@@ -37,6 +35,5 @@ class Runtime:
     department: DepartmentSettings  # region and protocol texts the rules use
 
     def close(self) -> None:
-        self.executor.shutdown(wait=False, cancel_futures=True)
         self.fhir_clients.close()
         self.feedback.close()

@@ -235,10 +235,11 @@ def test_readme_try_and_deploy_sections_use_real_commands():
 
 @pytest.mark.skipif("RPL_REPLAY_CACHE_URL" not in FIELDS, reason="no JWT replay memory in this version")
 def test_serve_warns_when_workers_do_not_share_the_replay_memory(tmp_path):
+    """Only with an in-memory database: a database file or server is the shared memory (issue #13)."""
     from service.sandbox_client import JwtSigner, new_tester_key
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("RPL_")}
-    env["RPL_DATABASE_URL"] = f"sqlite:///{tmp_path / 'feedback.sqlite3'}"
+    env["RPL_DATABASE_URL"] = "sqlite://"
     env["RPL_AUTH_ISSUERS"] = json.dumps([JwtSigner(new_tester_key()).issuer()])
     err = tmp_path / "stderr.log"
     with err.open("wb") as out:
@@ -251,4 +252,4 @@ def test_serve_warns_when_workers_do_not_share_the_replay_memory(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=15)
-    assert "WARNING: 2 workers keep separate JWT replay memories" in err.read_text()
+    assert "WARNING: 2 workers keep separate JWT replay memories with an in-memory database" in err.read_text()

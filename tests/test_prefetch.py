@@ -9,7 +9,8 @@ import pytest
 import responses
 from responses import matchers
 
-from tests.builders import PID, bundle, hook_request, losses, patient, prefetch, rpl_diagnosis, tsh, carried_ids
+from tests.builders import PID, bundle, carried_ids, hook_request, losses, patient, prefetch, rpl_diagnosis, tsh
+from service.prefetch import DATA_NOT_AVAILABLE
 from tests.conftest import FHIR_BASE
 
 AUTH = {"access_token": "secret-token-123", "token_type": "Bearer", "expires_in": 300,
@@ -111,7 +112,7 @@ def test_paginated_prefetch_bundle_is_completed_from_the_server(client):
 
 
 @responses.activate
-def test_too_many_pages_is_412(tmp_path):
+def test_too_many_pages_is_412(tmp_path, caplog):
     from service import create_app
     from tests.conftest import make_settings
 
@@ -122,60 +123,63 @@ def test_too_many_pages_is_412(tmp_path):
     data = prefetch()
     del data["conditions"]
     r = app.test_client().post("/cds-services/rpl-patient-view", json=hook_request("patient-view", data=data, fhirServer=FHIR_BASE))
-    assert r.status_code == 412
-    assert "more than 2 pages" in r.get_json()["issue"][0]["diagnostics"]
+    _412(r, "more than 2 pages", caplog)
     app.extensions["rpl"].close()
 
 
-def _412(response, text):
+def _412(response, reason, caplog):
+    """A 412 that tells the caller only that the data is not available; the reason is in the log."""
     assert response.status_code == 412, response.get_data(as_text=True)
     body = response.get_json()
     assert body["resourceType"] == "OperationOutcome"
-    assert text in body["issue"][0]["diagnostics"]
+    assert [issue["diagnostics"] for issue in body["issue"]] == [DATA_NOT_AVAILABLE]
+    logged = [reason for record in caplog.records for reason in getattr(record, "audit", {}).get("reasons", [])]
+    assert any(reason in text for text in logged), logged
 
 
 def test_missing_prefetch_without_fhir_server_is_412(client):
     data = prefetch()
     del data["observations"]
-    _412(client.post("/cds-services/rpl-patient-view", json=hook_request("patient-view", data=data)), "no fhirServer")
+    r = client.post("/cds-services/rpl-patient-view", json=hook_request("patient-view", data=data))
+    assert r.status_code == 412 and "no fhirServer" in r.get_json()["issue"][0]["diagnostics"]
 
 
 @responses.activate
-def test_fhir_server_not_on_allowlist_is_412_and_nothing_is_sent(client):
+def test_fhir_server_not_on_allowlist_is_412_and_nothing_is_sent(client, caplog):
     data = prefetch()
     del data["observations"]
     body = hook_request("patient-view", data=data, fhirServer="https://evil.example.com/fhir", fhirAuthorization=AUTH)
-    _412(client.post("/cds-services/rpl-patient-view", json=body), "allowlist")
+    _412(client.post("/cds-services/rpl-patient-view", json=body), "allowlist", caplog)
     assert len(responses.calls) == 0
 
 
 @pytest.mark.parametrize("status,text", [(500, "HTTP 500"), (401, "refused access"), (403, "refused access")])
 @responses.activate
-def test_fhir_server_errors_are_412(client, status, text):
+def test_fhir_server_errors_are_412(client, status, text, caplog):
     responses.add(responses.GET, re.compile(rf"{re.escape(FHIR_BASE)}/Observation.*"), json={}, status=status)
     data = prefetch()
     del data["observations"]
-    _412(client.post("/cds-services/rpl-patient-view", json=hook_request("patient-view", data=data, fhirServer=FHIR_BASE)), text)
+    _412(client.post("/cds-services/rpl-patient-view", json=hook_request("patient-view", data=data, fhirServer=FHIR_BASE)), text, caplog)
 
 
 @responses.activate
-def test_unreachable_fhir_server_is_412(client):
+def test_unreachable_fhir_server_is_412(client, caplog):
     import requests
 
     responses.add(responses.GET, re.compile(rf"{re.escape(FHIR_BASE)}/Observation.*"), body=requests.ConnectionError("down"))
     data = prefetch()
     del data["observations"]
-    _412(client.post("/cds-services/rpl-patient-view", json=hook_request("patient-view", data=data, fhirServer=FHIR_BASE)), "not reachable")
+    _412(client.post("/cds-services/rpl-patient-view", json=hook_request("patient-view", data=data, fhirServer=FHIR_BASE)), "not reachable", caplog)
 
 
 @responses.activate
-def test_redirect_to_another_host_is_not_followed(client):
+def test_redirect_to_another_host_is_not_followed(client, caplog):
     responses.add(responses.GET, re.compile(rf"{re.escape(FHIR_BASE)}/Observation.*"), status=302,
                   headers={"Location": "https://elsewhere.example.net/steal"})
     data = prefetch()
     del data["observations"]
     r = client.post("/cds-services/rpl-patient-view", json=hook_request("patient-view", data=data, fhirServer=FHIR_BASE))
-    _412(r, "redirected to another host")
+    _412(r, "is not the fhirServer", caplog)
     assert all("elsewhere" not in c.request.url for c in responses.calls)
 
 
@@ -191,7 +195,7 @@ def test_redirect_on_the_same_host_is_followed(client):
 
 
 @responses.activate
-def test_oversized_fhir_response_is_refused(tmp_path):
+def test_oversized_fhir_response_is_refused(tmp_path, caplog):
     from service import create_app
     from tests.conftest import make_settings
 
@@ -201,7 +205,7 @@ def test_oversized_fhir_response_is_refused(tmp_path):
     data = prefetch()
     del data["observations"]
     r = app.test_client().post("/cds-services/rpl-patient-view", json=hook_request("patient-view", data=data, fhirServer=FHIR_BASE))
-    _412(r, "larger than allowed")
+    _412(r, "larger than allowed", caplog)
     app.extensions["rpl"].close()
 
 

@@ -1,0 +1,235 @@
+"""RxNorm product codes in the medication value sets (issue 15, item 1).
+
+Real clients (the CDS Hooks sandbox, Synthea, US EHRs) code a prescription as an RxNorm
+*product* (SCD, SBD, pack), not as the ingredient. Every product code added to a value set
+was found, with its RxNorm name, in a public source (fhir_mappings/valuesets/VERIFICATION.md,
+"Medication products"). These tests pin each one to its concept, check that it reaches the
+card its rule gives, and that the look-alikes found in the same sources (another drug, or
+aspirin above 100 mg) stay out.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from fhir_mappings.medications import ingredients_named
+from fhir_mappings.valuesets import ValueSetIndex
+from tests.builders import RXNORM, losses
+from tests.test_real_clients import cards_by_topic, sandbox_order, synthea_order
+
+# (value set, RxNorm code, RxNorm name) - the product codes of VERIFICATION.md "Medication products".
+PRODUCTS = [
+    ("progesterone", "312641", "progesterone 200 MG Oral Capsule"),
+    ("progesterone", "260243", "progesterone 100 MG Oral Capsule"),
+    ("low-dose-aspirin", "243670", "aspirin 81 MG Oral Tablet"),
+    ("low-dose-aspirin", "308416", "aspirin 81 MG Delayed Release Oral Tablet"),
+    ("low-dose-aspirin", "318272", "aspirin 81 MG Chewable Tablet"),
+    ("low-dose-aspirin", "252857", "aspirin 81 MG Oral Capsule"),
+    ("heparins", "854228", "0.3 ML enoxaparin sodium 100 MG/ML Prefilled Syringe"),
+    ("heparins", "854235", "0.4 ML enoxaparin sodium 100 MG/ML Prefilled Syringe"),
+    ("heparins", "854238", "0.6 ML enoxaparin sodium 100 MG/ML Prefilled Syringe"),
+    ("heparins", "854241", "0.8 ML enoxaparin sodium 100 MG/ML Prefilled Syringe"),
+    ("heparins", "854245", "0.8 ML enoxaparin sodium 150 MG/ML Prefilled Syringe"),
+    ("heparins", "854248", "1 ML enoxaparin sodium 100 MG/ML Prefilled Syringe"),
+    ("heparins", "854252", "1 ML enoxaparin sodium 150 MG/ML Prefilled Syringe"),
+    ("heparins", "854255", "enoxaparin sodium 100 MG/ML Injectable Solution"),
+    ("heparins", "978725", "0.2 ML dalteparin sodium 12500 UNT/ML Prefilled Syringe"),
+    ("heparins", "978733", "0.2 ML dalteparin sodium 25000 UNT/ML Prefilled Syringe"),
+    ("heparins", "978736", "0.3 ML dalteparin sodium 25000 UNT/ML Prefilled Syringe"),
+    ("heparins", "978740", "0.5 ML dalteparin sodium 25000 UNT/ML Prefilled Syringe"),
+    ("heparins", "978744", "0.6 ML dalteparin sodium 25000 UNT/ML Prefilled Syringe"),
+    ("heparins", "978746", "0.72 ML dalteparin sodium 25000 UNT/ML Prefilled Syringe"),
+    ("heparins", "978755", "1 ML dalteparin sodium 10000 UNT/ML Prefilled Syringe"),
+    ("heparins", "978759", "dalteparin sodium 10000 UNT/ML Injectable Solution"),
+    ("heparins", "978777", "dalteparin sodium 25000 UNT/ML Injectable Solution"),
+    ("heparins", "2618839", "4 ML dalteparin sodium 2500 UNT/ML Injection"),
+    ("heparins", "1659263", "1 ML heparin sodium, porcine 5000 UNT/ML Injection"),
+    ("heparins", "1361615", "heparin sodium, porcine 5000 UNT/ML Injectable Solution"),
+    ("heparins", "1362831", "heparin sodium, porcine 10000 UNT/ML Injectable Solution"),
+    ("heparins", "1361574", "heparin sodium, porcine 20000 UNT/ML Injectable Solution"),
+    ("heparins", "1659260", "1 ML heparin sodium, porcine 5000 UNT/ML Cartridge"),
+    ("heparins", "1798389", "1 ML heparin sodium, porcine 5000 UNT/ML Prefilled Syringe"),
+    ("heparins", "1361853", "0.5 ML heparin sodium, porcine 10000 UNT/ML Cartridge"),
+    ("heparins", "1658634", "0.5 ML heparin sodium, porcine 10000 UNT/ML Injection"),
+    ("heparins", "1658637", "1 ML heparin sodium, porcine 10000 UNT/ML Injection"),
+    ("heparins", "2121591", "0.5 ML heparin sodium, porcine 10000 UNT/ML Prefilled Syringe"),
+    ("prednisolone-prednisone", "312617", "predniSONE 5 MG Oral Tablet"),
+    ("prednisolone-prednisone", "312615", "predniSONE 20 MG Oral Tablet"),
+    ("prednisolone-prednisone", "198145", "predniSONE 10 MG Oral Tablet"),
+    ("prednisolone-prednisone", "763181", "predniSONE 5 MG Tablet 21 Count Pack"),
+    ("prednisolone-prednisone", "312614", "prednisoLONE 1 MG/ML Oral Solution"),
+    ("metformin", "860975", "24 HR metformin hydrochloride 500 MG Extended Release Oral Tablet"),
+    ("metformin", "861007", "metformin hydrochloride 500 MG Oral Tablet"),
+    ("metformin", "861004", "metformin hydrochloride 1000 MG Oral Tablet"),
+    ("levothyroxine", "966222", "levothyroxine sodium 0.075 MG Oral Tablet"),
+    ("ovulation-induction", "200064", "letrozole 2.5 MG Oral Tablet"),
+    ("g-csf", "1649944", "1 ML filgrastim 0.3 MG/ML Injection"),
+    ("g-csf", "1649946", "1 ML filgrastim 0.3 MG/ML Injection [Neupogen]"),
+    ("g-csf", "1649963", "1.6 ML filgrastim 0.3 MG/ML Injection"),
+    ("g-csf", "1649964", "1.6 ML filgrastim 0.3 MG/ML Injection [Neupogen]"),
+    ("g-csf", "727535", "0.5 ML filgrastim 0.6 MG/ML Prefilled Syringe"),
+    ("g-csf", "727537", "0.5 ML filgrastim 0.6 MG/ML Prefilled Syringe [Neupogen]"),
+    ("g-csf", "727544", "0.8 ML filgrastim 0.6 MG/ML Prefilled Syringe"),
+    ("g-csf", "727545", "0.8 ML filgrastim 0.6 MG/ML Prefilled Syringe [Neupogen]"),
+    ("g-csf", "1605066", "0.5 ML filgrastim-sndz 0.6 MG/ML Prefilled Syringe"),
+    ("g-csf", "1605071", "0.5 ML filgrastim-sndz 0.6 MG/ML Prefilled Syringe [Zarxio]"),
+    ("g-csf", "1605074", "0.8 ML filgrastim-sndz 0.6 MG/ML Prefilled Syringe"),
+    ("g-csf", "1605075", "0.8 ML filgrastim-sndz 0.6 MG/ML Prefilled Syringe [Zarxio]"),
+    ("g-csf", "727539", "0.6 ML pegfilgrastim 10 MG/ML Prefilled Syringe"),
+    ("g-csf", "727542", "0.6 ML pegfilgrastim 10 MG/ML Prefilled Syringe [Neulasta]"),
+    ("g-csf", "2549331", "0.6 ML pegfilgrastim 10 MG/ML Injection"),
+    ("g-csf", "2549333", "0.6 ML pegfilgrastim 10 MG/ML Injection [Neulasta]"),
+]
+
+# Found in the same public sources, and NOT the catalogue concept: another drug, another
+# form, or aspirin above 100 mg (not low-dose). None may be in any value set by its code.
+LOOK_ALIKES = [
+    ("212033", "aspirin 325 MG Oral Tablet"),
+    ("198467", "aspirin 325 MG Delayed Release Oral Tablet"),
+    ("1665356", "24 HR aspirin 162.5 MG Extended Release Oral Capsule"),
+    ("198471", "aspirin 500 MG Oral Tablet"),
+    ("1000126", "1 ML medroxyprogesterone acetate 150 MG/ML Injection"),
+    ("861360", "0.5 ML fondaparinux sodium 5 MG/ML Prefilled Syringe"),
+    ("855332", "warfarin sodium 5 MG Oral Tablet"),
+    ("1364445", "apixaban 5 MG Oral Tablet"),
+    ("1361226", "heparin sodium, porcine 1000 UNT/ML Injectable Solution"),
+    ("1658717", "250 ML heparin sodium, porcine 100 UNT/ML Injection"),
+]
+
+
+@pytest.fixture(scope="module")
+def valuesets() -> ValueSetIndex:
+    return ValueSetIndex.load()
+
+
+def _coded(code: str) -> dict:
+    """The code alone, without a display or text: recognised by the value set or not at all."""
+    return {"coding": [{"system": RXNORM, "code": code}]}
+
+
+# -- each product code is its catalogue concept ------------------------------------------
+@pytest.mark.parametrize("valueset,code,name", PRODUCTS, ids=[p[1] for p in PRODUCTS])
+def test_product_code_is_classified_as_its_concept(valuesets, valueset, code, name):
+    assert valuesets.classify(_coded(code)) == {valueset}
+    assert valuesets.display_of(RXNORM, code) == name  # the RxNorm name as the source gives it
+
+
+@pytest.mark.parametrize("valueset,code,name", PRODUCTS, ids=[p[1] for p in PRODUCTS])
+def test_product_name_names_the_same_concept(valueset, code, name):
+    """The name check agrees with the code: a product's RxNorm name names the ingredient of its set
+    (so a client that sends another code for the same product gets the same card)."""
+    assert valueset in {m.valueset for m in ingredients_named([name])}
+
+
+def test_order_codes_stay_first(valuesets):
+    """Products are appended: the code the service orders with is still the first one listed."""
+    assert valuesets.preferred("heparins").code == "854235"
+    assert valuesets.preferred("low-dose-aspirin").code == "243670"
+    assert valuesets.preferred("progesterone").code == "8727"
+
+
+# -- look-alikes stay out -----------------------------------------------------------------
+@pytest.mark.parametrize("code,name", LOOK_ALIKES, ids=[c for c, _ in LOOK_ALIKES])
+def test_look_alike_code_is_in_no_medication_set(valuesets, code, name):
+    assert valuesets.classify(_coded(code)) == frozenset()
+
+
+@pytest.mark.parametrize("code,name", [
+    ("212033", "aspirin 325 MG Oral Tablet"),
+    ("198467", "aspirin 325 MG Delayed Release Oral Tablet"),
+    ("1665356", "24 HR aspirin 162.5 MG Extended Release Oral Capsule"),
+    ("861360", "0.5 ML fondaparinux sodium 5 MG/ML Prefilled Syringe"),
+    ("855332", "warfarin sodium 5 MG Oral Tablet"),
+])
+def test_look_alike_drafts_get_no_e8_4(cds, code, name):
+    """As the sandbox sends them (code, name as display and text): not low-dose aspirin, not a heparin."""
+    assert "E8.4" not in cards_by_topic(cds, "order-sign", losses(2), drafts=(sandbox_order(code, name),))
+
+
+def test_medroxyprogesterone_product_gets_no_progesterone_card(cds):
+    order = sandbox_order("1000126", "1 ML medroxyprogesterone acetate 150 MG/ML Injection")
+    assert not {"E8.6a", "E8.6c"} & cards_by_topic(cds, "order-sign", losses(2), drafts=(order,)).keys()
+
+
+# -- sandbox-shaped drafts reach the card of their rule -----------------------------------
+CARD_OF_PRODUCT = [
+    ("312641", "progesterone 200 MG Oral Capsule", "E8.6a"),
+    ("260243", "progesterone 100 MG Oral Capsule", "E8.6a"),
+    ("318272", "aspirin 81 MG Chewable Tablet", "E8.4"),
+    ("252857", "aspirin 81 MG Oral Capsule", "E8.4"),
+    ("854228", "0.3 ML enoxaparin sodium 100 MG/ML Prefilled Syringe", "E8.4"),
+    ("854238", "0.6 ML enoxaparin sodium 100 MG/ML Prefilled Syringe", "E8.4"),
+    ("978740", "0.5 ML dalteparin sodium 25000 UNT/ML Prefilled Syringe", "E8.4"),
+    ("1798389", "1 ML heparin sodium, porcine 5000 UNT/ML Prefilled Syringe", "E8.4"),
+    ("312615", "predniSONE 20 MG Oral Tablet", "E8.3"),
+    ("861007", "metformin hydrochloride 500 MG Oral Tablet", "E5.3"),
+    ("861004", "metformin hydrochloride 1000 MG Oral Tablet", "E5.3"),
+    ("200064", "letrozole 2.5 MG Oral Tablet", "E5.4"),
+    ("727535", "0.5 ML filgrastim 0.6 MG/ML Prefilled Syringe", "E8.8"),
+    ("1605071", "0.5 ML filgrastim-sndz 0.6 MG/ML Prefilled Syringe [Zarxio]", "E8.8"),
+    ("727542", "0.6 ML pegfilgrastim 10 MG/ML Prefilled Syringe [Neulasta]", "E8.8"),
+]
+
+
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+@pytest.mark.parametrize("code,name,topic", CARD_OF_PRODUCT, ids=[c for c, _, _ in CARD_OF_PRODUCT])
+def test_sandbox_draft_of_a_product_gets_its_card(cds, hook, code, name, topic):
+    """Two recorded miscarriages, nothing explained: the product's rule warns, recognised by its
+    code (the card does not say 'recognised by its name'), naming what was ordered."""
+    card = cards_by_topic(cds, hook, losses(2), drafts=(sandbox_order(code, name),))[topic]
+    assert "recognised by its name" not in card["detail"]
+    assert name in card["detail"] or "MedicationRequest/request-123" in card["detail"]
+
+
+@pytest.mark.parametrize("code,name,topic", CARD_OF_PRODUCT, ids=[c for c, _, _ in CARD_OF_PRODUCT])
+def test_product_without_rpl_gets_no_card(cds, code, name, topic):
+    """One miscarriage is no RPL: the same product is no reason for the card."""
+    assert topic not in cards_by_topic(cds, "order-sign", losses(1), drafts=(sandbox_order(code, name),))
+
+
+@pytest.mark.parametrize("code,name,topic", [
+    ("260243", "progesterone 100 MG Oral Capsule", "E8.6a"),
+    ("318272", "aspirin 81 MG Chewable Tablet", "E8.4"),
+    ("854238", "0.6 ML enoxaparin sodium 100 MG/ML Prefilled Syringe", "E8.4"),
+    ("312615", "predniSONE 20 MG Oral Tablet", "E8.3"),
+    ("861007", "metformin hydrochloride 500 MG Oral Tablet", "E5.3"),
+    ("200064", "letrozole 2.5 MG Oral Tablet", "E5.4"),
+    ("727539", "0.6 ML pegfilgrastim 10 MG/ML Prefilled Syringe", "E8.8"),
+])
+def test_synthea_style_active_product_is_judged_on_patient_view(cds, code, name, topic):
+    assert topic in cards_by_topic(cds, "patient-view", losses(2), synthea_order(code, name, "syn-1"))
+
+
+def test_e8_3_names_prednisone_for_the_20_mg_product(cds):
+    card = cards_by_topic(cds, "order-select", losses(2), drafts=(sandbox_order("312615", "predniSONE 20 MG Oral Tablet"),))["E8.3"]
+    assert card["summary"].startswith("Prednisone is not advised")
+
+
+# -- catalogue drugs without a verified product code: recognised by name, and the card says so --
+@pytest.mark.parametrize("name,topic", [
+    ("cabergoline 0.5 MG Oral Tablet", "E5.5"),
+    ("bromocriptine 2.5 MG Oral Tablet", "E5.5"),
+    ("clomiphene citrate 50 MG Oral Tablet", "E5.4"),
+])
+def test_unverified_product_is_recognised_by_name_and_says_so(cds, name, topic):
+    card = cards_by_topic(cds, "order-sign", losses(2), drafts=(sandbox_order("1000009", name),))[topic]
+    assert "recognised by its name" in card["detail"]
+
+
+# -- IVIg: RxNorm names the product by ingredient and brand, not by route -----------------------
+@pytest.mark.parametrize("name", [
+    "immune globulin G, human 100 MG/ML Injectable Solution [Privigen]",
+    "immune globulin G, human 0.1 G/ML Injectable Solution [Gamunex-C]",
+    "Octagam 10% oplossing voor infusie",
+])
+def test_e8_2_intravenous_immunoglobulin_product_is_recognised_by_its_brand(cds, name):
+    card = cards_by_topic(cds, "order-sign", losses(2), drafts=(sandbox_order("1000010", name),))["E8.2"]
+    assert "recognised by its name" in card["detail"]
+
+
+@pytest.mark.parametrize("name", [
+    "immune globulin G, human 200 MG/ML Injectable Solution [Hizentra]",  # subcutaneous
+    "Rho(D) immune globulin 1500 UNT Prefilled Syringe [RhoGAM]",  # anti-D after miscarriage
+])
+def test_e8_2_silent_for_other_immunoglobulins(cds, name):
+    assert "E8.2" not in cards_by_topic(cds, "order-sign", losses(2), drafts=(sandbox_order("1000010", name),))

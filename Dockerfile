@@ -1,6 +1,11 @@
 # rpl-cds: the CDS Hooks service for recurrent pregnancy loss, served by gunicorn.
 #   docker build -t rpl-cds .
-#   docker run -p 8080:8080 -e RPL_DATABASE_URL=postgresql+psycopg://... rpl-cds
+#   docker run --rm -p 8080:8080 -e RPL_PUBLIC_BASE_URL=http://localhost:8080 \
+#       -e RPL_AUTH_ISSUERS='[{"iss": "https://sandbox.cds-hooks.org", "jku_allowlist": ["https://sandbox.cds-hooks.org/.well-known/jwks.json"]}]' \
+#       rpl-cds
+# Authentication is on: the service starts only with a trusted issuer (here the public CDS
+# Hooks sandbox, for trying it; README, "Security"). Feedback goes to SQLite in the container
+# unless -e RPL_DATABASE_URL=postgresql+psycopg://user:password@host:5432/db.
 # Settings come from RPL_* environment variables (README, "Configuration").
 FROM python:3.12-slim
 
@@ -11,15 +16,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 # Install the package with the PostgreSQL driver; the source tree is not kept.
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY service ./service
 COPY cards ./cards
 COPY fhir_mappings ./fhir_mappings
 RUN pip install ".[postgres]" && rm -rf /src
 
-# An unprivileged user; its home is the working directory (the default SQLite
-# feedback file lands there when RPL_DATABASE_URL is not set).
+# An unprivileged user; its home holds the data folder (the default SQLite feedback
+# file, /var/lib/rpl-cds/rpl-cds/feedback.sqlite3, when RPL_DATABASE_URL is not set).
 RUN useradd --system --uid 10001 --user-group --create-home --home-dir /var/lib/rpl-cds rpl
+ENV XDG_DATA_HOME=/var/lib/rpl-cds
 USER rpl
 WORKDIR /var/lib/rpl-cds
 

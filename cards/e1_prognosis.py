@@ -2,7 +2,8 @@
 
 NVOG 2022 part E, module 1: base the prognosis on the number of losses and
 the woman's age; tools: Lund, Brigham, Kolte & Westergaard.
-When: RPL. Then: a counsel card with an estimate of the chance that the next
+When: RPL, not pregnant (version 2), within 12 months of the last loss
+(cards/timing.py). Then: a counsel card with an estimate of the chance that the next
 pregnancy succeeds, whose summary names what the figure is.
 
 Version 2 of the catalogue, "E1 prognosis figures":
@@ -102,8 +103,8 @@ def _own_loss_count(facts: PatientFacts) -> int | None:
 
 
 def e1(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
-    if not facts.has_rpl:
-        return
+    if not facts.has_rpl or facts.pregnancy.current:
+        return  # the prognosis is for the next pregnancy, counselled before it
     fact_lines = [loss_fact(facts)]
     age = facts.age_years
     if age is not None:

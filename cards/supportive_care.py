@@ -4,12 +4,15 @@ S1 (Flouria 2025): about 1 in 3 women has anxiety, depression or
   post-traumatic stress after a miscarriage, mostly in the first six months;
   offer psychological and couple support and peer groups. When: any recorded
   miscarriage. Then: counsel with links to the support organisations the
-  seeds name (Freya 2016, AZ Turnhout 2024).
+  seeds name (Freya 2016, AZ Turnhout 2024). Version 2: within 12 months of
+  the last recorded loss (cards/timing.py).
 S2 (AZ Turnhout 2024; Freya 2016): in a new pregnancy after a miscarriage,
   offer an early ultrasound at 6-7 weeks and an extra first-trimester scan
   (Freya: from 7-8 weeks). When: current pregnancy before 14 weeks (the first
   trimester; gestational age must be known), not ectopic, and >= 1 previous
-  miscarriage.
+  miscarriage. Version 2: only before 8 weeks, or while no ultrasound of this
+  pregnancy is recorded (PregnancyFacts.ultrasound_source); never with an E8.6c
+  finding (non-viable, ectopic): the scan the card offers has then been made.
 S4 (AZ Turnhout 2024): after a diagnosed missed miscarriage: expectant
   management, misoprostol or vacuum aspiration; decide together. When: an
   active missed-miscarriage Condition.
@@ -28,6 +31,7 @@ from .i18n import Localized, Text, _
 from .model import CardDraft, Indicator, Link, RuleContext
 
 FIRST_TRIMESTER_DAYS = 14 * 7
+EARLY_SCAN_UNTIL_DAYS = 8 * 7  # S2 fires before 8 weeks even after a scan
 
 # Support organisations per region, as the catalogue lists them (S1): the Netherlands from
 # Freya 2016 section 9.1, Belgium from AZ Turnhout 2024 "Websites". The seeds name none for
@@ -67,8 +71,10 @@ def s1(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
 def s2(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
     pregnancy = facts.pregnancy
     ga = pregnancy.gestational_age_days
-    if not pregnancy.ongoing or ga is None or ga >= FIRST_TRIMESTER_DAYS or facts.losses < 1:
+    if not pregnancy.ongoing or pregnancy.contraindications or ga is None or ga >= FIRST_TRIMESTER_DAYS or facts.losses < 1:
         return
+    if ga >= EARLY_SCAN_UNTIL_DAYS and pregnancy.ultrasound_source is not None:
+        return  # the early scan has been made
     yield CardDraft(
         rec_id="S2",
         indicator=Indicator.INFO,

@@ -103,7 +103,7 @@ def loss_count(
 
 # Conditions that are a pregnancy loss: a miscarriage, and (ESHRE 2022) a non-visualised loss,
 # a biochemical pregnancy loss or a spontaneously resolved pregnancy of unknown location.
-LOSS_CONCEPTS = frozenset({"miscarriage", "non-visualised-pregnancy-loss"})
+COUNTED_LOSS_CONCEPTS = frozenset({"miscarriage", "non-visualised-pregnancy-loss"})
 
 
 def _miscarriages(
@@ -123,7 +123,7 @@ def _miscarriages(
     ga_findings = [f for f in findings if f.what == "gestational-age" and f.value is not None and f.date is not None]
     kept = []
     for condition in conditions:
-        if condition.concept not in LOSS_CONCEPTS:
+        if condition.concept not in COUNTED_LOSS_CONCEPTS:
             continue
         when = event_date(condition)
         if when is not None and any(abs((when - other).days) < SAME_LOSS_EVENT_DAYS for other in not_losses):
@@ -153,3 +153,15 @@ def _distinct_losses(miscarriages: list[ConditionFact]) -> list[ConditionFact]:
         return undated[:1]
     return events
 
+
+
+# Definition "Timing": the losses whose date starts the 12 months of counselling. Ectopic and
+# molar pregnancies are not losses by the RPL definition; an RPL diagnosis is not a loss event.
+LOSS_CONCEPTS = frozenset({"miscarriage", "missed-miscarriage", "second-trimester-loss", "anembryonic-pregnancy",
+                           "non-visualised-pregnancy-loss"})
+
+
+def last_loss(conditions: tuple[ConditionFact, ...], today: date) -> ConditionFact | None:
+    """The loss Condition with the latest date (onset, else recorded date) up to today."""
+    dated = [c for c in conditions if c.concept in LOSS_CONCEPTS and (when := event_date(c)) is not None and when <= today]
+    return max(dated, key=event_date, default=None)

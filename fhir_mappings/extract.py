@@ -21,13 +21,16 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
-from .conditions import condition_facts, loss_count
+from .conditions import condition_facts, last_loss, loss_count
 from .facts import ConditionFact, PatientFacts
 from .fhir_values import Validate, as_date, raw_reference, raw_str
 from .labs import (
     APL_TESTS, LAB_TESTS, LATEST_ONLY, antibody_history, lab_results, latest, newest_usable, smoking,
 )
-from .orders import OrderLookup, medication_taken, order_fact, order_on_record
+from .orders import (
+    ORDER_STATUS_ON_RECORD, STATEMENT_STATUS_ACTIVE, OrderLookup, medication_taken, order_fact, order_on_record,
+    unresolved_medication,
+)
 from .pregnancy import PREGNANCY_OBSERVATIONS, findings_of, pregnancy_facts
 from .record import PatientRecord
 from .resources import UNCACHED, ResourceParser
@@ -70,6 +73,12 @@ DONE_STATUS = {
 }
 
 VALID_OBSERVATION_STATUS = frozenset({"final", "amended", "corrected", "preliminary"})
+# The orders on record whose medication must be known (order_on_record, by type).
+_ON_RECORD_STATUS = {
+    "MedicationRequest": ORDER_STATUS_ON_RECORD,
+    "MedicationStatement": STATEMENT_STATUS_ACTIVE,
+    "ServiceRequest": frozenset(),
+}
 
 
 @dataclass(frozen=True)
@@ -104,12 +113,17 @@ def with_drafts(
 ) -> PatientFacts:
     """The facts of a record with this call's draft orders (context.draftOrders)."""
     lookup = OrderLookup(known.medications, known.cited, selections)
+    drafts = tuple(drafts)
     orders = tuple(
         order
         for raw in drafts
         if (order := order_fact(raw, lookup, valuesets, parser.validated, draft=True)) is not None
     )
-    return replace(known.facts, draft_orders=orders) if orders else known.facts
+    unknown = tuple(ref for raw in drafts if (ref := unresolved_medication(raw, known.medications)) is not None)
+    if not orders and not unknown:
+        return known.facts
+    return replace(known.facts, draft_orders=orders,
+                   unresolved_medications=(*known.facts.unresolved_medications, *unknown))
 
 
 def extract_record(
@@ -166,6 +180,12 @@ def extract_record(
     ]
     orders = [order for raw, order in classified if order_on_record(raw, order)]
     medication_history = tuple(order for raw, order in classified if medication_taken(raw, order))
+    unresolved = tuple(
+        ref
+        for raw in order_raws
+        if raw_str(raw, "status") in _ON_RECORD_STATUS[raw.get("resourceType")]
+        and (ref := unresolved_medication(raw, record.medications)) is not None
+    )
 
     for test, raws in latest_only.items():
         observations.extend(newest_usable(test, raws, today, settings, validated))
@@ -191,6 +211,9 @@ def extract_record(
         findings=findings,
         smoking_current=smoking(observations, valuesets),
         bmi=latest(labs, "bmi"),
+        gender=raw_str(record.patient, "gender") if record.patient else None,
+        last_loss=last_loss(conditions_t, today),
+        unresolved_medications=unresolved,
     )
     return RecordFacts(facts, record.medications, cited)
 

@@ -127,6 +127,9 @@ class PregnancyFacts:
     intrauterine_source: str | None = None
     # E8.6c: findings that forbid starting progesterone
     contraindications: tuple[Finding, ...] = ()
+    # S2 (version 2): an ultrasound of this pregnancy on record (a scan finding, a confirmed
+    # intra-uterine pregnancy, or a uterine imaging report or procedure since it began)
+    ultrasound_source: str | None = None
 
     @property
     def ectopic(self) -> bool:
@@ -188,6 +191,12 @@ class PatientFacts:
     findings: tuple[Finding, ...] = ()
     smoking_current: Finding | None = None
     bmi: LabResult | None = None
+    gender: str | None = None  # Patient.gender as recorded (definition "Whose chart")
+    # Definition "Timing": the latest dated loss Condition (onset, else recorded date)
+    last_loss: ConditionFact | None = None
+    # Medication orders whose medicationReference could not be resolved (item 8 of issue 14):
+    # what they are is unknown, so a rule must not conclude that no such treatment is taken.
+    unresolved_medications: tuple[str, ...] = ()
 
     # -- derived facts used by several rules ---------------------------------
     @property
@@ -200,6 +209,11 @@ class PatientFacts:
     @property
     def losses(self) -> int:
         return self.loss_count.count if self.loss_count else 0
+
+    @property
+    def male_chart(self) -> bool:
+        """Whose chart: the partner's (Patient.gender 'male'); the rules are written for the woman."""
+        return self.gender == "male"
 
     def active_condition(self, concept: str) -> ConditionFact | None:
         for condition in self.conditions:

@@ -9,7 +9,10 @@ the draft orders are read anew at every call.
 The key is everything the record's facts depend on: the patient id, the
 evaluation date, and the exact JSON of what gather reads of each prefetch value
 (a Bundle's entries, or the resource itself), in order, with the Medications of
-the draftOrders Bundle (an order on record may reference one). The same key is
+the draftOrders Bundle (an order on record may reference one). The Medications
+the service read by reference (service/medications.py) come as one more value,
+so a record whose Medication could not be read is not remembered as the same
+record once it can. The same key is
 the same input, so a hit gives what extract() would; the value sets, settings
 and validation of one runtime never change. What is shared between calls is
 read only: the facts are frozen, and of the request's resources only the

@@ -1,8 +1,14 @@
 """Laboratory results: units, reference ranges, interpretation, antibody persistence.
 
-The lab's own reference range on a result wins over its interpretation code,
-which wins over the catalogue's defaults (TSH 0.4-4.0 mIU/L; aCL/anti-beta2GPI
-above RPL_ANTIBODY_CUTOFF units). For tests of which the rules read only the
+For TSH and FT4 the lab's own reference range on a result wins over its
+interpretation code, which wins over the catalogue's defaults (TSH 0.4-4.0
+mIU/L). For the positive/negative antibody tests (aPL, TPO) the lab's own
+interpretation decides (catalogue version 2, "Antibody results"): a flag (H,
+HH, POS, DET), a text (Detected, Not detected) or a coded positive/negative,
+also when the value has no unit or is a comparator such as ">100"; without
+one, the lab's range, then RPL_ANTIBODY_CUTOFF units (aCL/anti-beta2GPI). A
+value without a unit the service knows *and* without an interpretation is
+not used (set aside as unusable). For tests of which the rules read only the
 latest result, a long history is validated newest first and no further than the
 first usable value.
 """
@@ -16,8 +22,8 @@ from typing import Any
 from .facts import AntibodyHistory, Finding, Interpretation, LabResult
 from .settings import ExtractionSettings
 from .fhir_values import (
-    as_date, coding_pairs, concept_text, interpretation_flag, numeric_value, observation_date,
-    qualitative_value, reference_of, Validate,
+    NEGATIVE_CODES, NEGATIVE_WORDS, POSITIVE_CODES, POSITIVE_WORDS, as_date, coding_pairs, concept_text,
+    interpretation_flag, numeric_value, observation_date, qualitative_value, reference_of, Validate,
 )
 from .units import convert
 from .valuesets import ValueSetIndex
@@ -30,6 +36,8 @@ APL_TESTS = (
     "anti-beta2-glycoprotein-igm",
 )
 QUALITATIVE_TESTS = frozenset({"karyotype", "pregnancy-tissue-genetics"})
+# Positive/negative tests: the lab's interpretation decides (definition "Antibody results").
+ANTIBODY_TESTS = frozenset({*APL_TESTS, "tpo-antibodies"})
 LAB_TESTS = frozenset({*APL_TESTS, "tsh", "free-t4", "tpo-antibodies", "bmi", *QUALITATIVE_TESTS})
 # Tests of which the rules read only the latest usable result: a long lab history
 # of them is not validated beyond that result (speed; see newest_usable).
@@ -63,19 +71,15 @@ def _lab_result(test: str, obs: Any, settings: ExtractionSettings) -> LabResult:
     if test in QUALITATIVE_TESTS:  # e.g. "46,XX,t(11;22)": text, never a number
         return LabResult(test=test, source=reference_of(obs), date=observation_date(obs),
                          interpretation=interpretation_flag(obs), text=obs.valueString or concept_text(obs.valueCodeableConcept))
+    if test in ANTIBODY_TESTS:
+        return _antibody_result(test, obs, settings)
     value, unit, comparator, text = numeric_value(obs)
     when = observation_date(obs)
     flagged = interpretation_flag(obs)
     qualitative = qualitative_value(obs) if value is None else None
     base = dict(test=test, source=reference_of(obs), date=when, comparator=comparator, text=text)
     if value is None:
-        judged = flagged or qualitative
-        if test in APL_TESTS or test == "tpo-antibodies":
-            if judged in (Interpretation.HIGH, Interpretation.ABNORMAL):
-                judged = Interpretation.POSITIVE
-            elif judged in (Interpretation.NORMAL, Interpretation.LOW):
-                judged = Interpretation.NEGATIVE
-        return LabResult(**base, interpretation=judged)
+        return LabResult(**base, interpretation=flagged or qualitative)
     converted = convert(test, value, unit)
     if converted is None:
         return LabResult(**base, value=value, original_unit=unit, unit_known=False)
@@ -87,6 +91,59 @@ def _lab_result(test: str, obs: Any, settings: ExtractionSettings) -> LabResult:
         unit=canonical,
         original_unit=unit,
         interpretation=_judge(test, value, comparator, low, high, flagged, settings),
+        reference_low=low,
+        reference_high=high,
+    )
+
+
+def lab_interpretation(obs: Any) -> Interpretation | None:
+    """Positive or negative as the lab says it, for an antibody test: the interpretation's code
+    (H, HH, POS, DET / N, NEG, ND; L counts as negative), its SNOMED CT code or its text
+    (Detected, Not detected, positief, ...), else a coded or worded value (valueCodeableConcept
+    'Detected', valueString 'negatief', valueBoolean)."""
+    flagged = interpretation_flag(obs)
+    if flagged in (Interpretation.HIGH, Interpretation.POSITIVE):
+        return Interpretation.POSITIVE
+    if flagged in (Interpretation.NORMAL, Interpretation.NEGATIVE, Interpretation.LOW):
+        return Interpretation.NEGATIVE
+    for concept in obs.interpretation or []:
+        codes = {code for _, code in coding_pairs(concept)}
+        words = {(concept.text or "").strip().lower(), *((c.display or "").strip().lower() for c in concept.coding or [])}
+        if codes & POSITIVE_CODES or words & POSITIVE_WORDS:
+            return Interpretation.POSITIVE
+        if codes & NEGATIVE_CODES or words & NEGATIVE_WORDS:
+            return Interpretation.NEGATIVE
+    if flagged is Interpretation.ABNORMAL:  # 'A' on a positive/negative test: not negative
+        return Interpretation.POSITIVE
+    return qualitative_value(obs)
+
+
+def _antibody_result(test: str, obs: Any, settings: ExtractionSettings) -> LabResult:
+    """An aPL or TPO result: the lab's interpretation decides; the number only without one."""
+    value, unit, comparator, text = numeric_value(obs)
+    lab_says = lab_interpretation(obs)
+    base = dict(test=test, source=reference_of(obs), date=observation_date(obs), comparator=comparator, text=text)
+    converted = convert(test, value, unit) if value is not None else None
+    if converted is None:
+        if lab_says is not None:
+            # No number to compare (a text, or a value such as ">100" without a unit this service
+            # knows): the result is qualitative, shown as recorded.
+            shown = text or (f"{comparator or ''}{value:g} {unit or ''}".strip() if value is not None else None)
+            return LabResult(**{**base, "text": shown}, interpretation=lab_says)
+        if value is None:
+            return LabResult(**base)  # neither a number nor an interpretation: counts as no result
+        return LabResult(**base, value=value, original_unit=unit, unit_known=False)  # not used
+    number, canonical = converted
+    low, high = _reference_range(obs, test)
+    if lab_says is None and not unit and low is None and high is None:
+        # A lupus anticoagulant ratio (no unit of its own) with neither range nor interpretation.
+        return LabResult(**base, value=value, original_unit=unit, unit_known=False)  # not used
+    return LabResult(
+        **base,
+        value=number,
+        unit=canonical,
+        original_unit=unit,
+        interpretation=lab_says or _judge(test, number, comparator, low, high, None, settings),
         reference_low=low,
         reference_high=high,
     )
@@ -106,13 +163,9 @@ def _judge(
     Order of evidence: the lab's own reference range on the result, then the
     lab's interpretation code, then the catalogue's defaults.
     """
-    is_antibody = test in APL_TESTS or test == "tpo-antibodies"
+    is_antibody = test in ANTIBODY_TESTS  # their lab interpretation was read before (_antibody_result)
     if low is None and high is None:
         if flagged is not None:
-            if is_antibody and flagged in (Interpretation.HIGH, Interpretation.POSITIVE, Interpretation.ABNORMAL):
-                return Interpretation.POSITIVE
-            if is_antibody and flagged in (Interpretation.NORMAL, Interpretation.NEGATIVE, Interpretation.LOW):
-                return Interpretation.NEGATIVE
             return None if flagged is Interpretation.ABNORMAL else flagged
         if test == "tsh":
             low, high = TSH_DEFAULT_RANGE
@@ -120,13 +173,18 @@ def _judge(
             high = settings.antibody_cutoff
         else:
             return None
-    # "<0.01" lies below any positive lower limit; ">150" above any upper limit.
-    if high is not None and (value > high or (value == high and comparator in (">", ">="))):
+    # "<0.01" lies below any positive lower limit; ">150" above any upper limit. A comparator
+    # only tells one side: "<100" is not above an upper limit of 20, nor ">30" below one of 40.
+    above = comparator not in ("<", "<=")
+    below = comparator not in (">", ">=")
+    if high is not None and above and (value > high or (value == high and comparator in (">", ">="))):
         return Interpretation.POSITIVE if is_antibody else Interpretation.HIGH
-    if low is not None and (value < low or (value == low and comparator in ("<", "<="))):
+    if low is not None and below and (value < low or (value == low and comparator in ("<", "<="))):
         return Interpretation.NEGATIVE if is_antibody else Interpretation.LOW
-    if comparator in (">", ">=") and high is None:
-        return None  # ">5" says nothing against a missing upper limit
+    if not below:
+        return None  # ">5" is not shown to be within range
+    if not above and high is not None and value > high:
+        return None  # "<100" against an upper limit of 20
     return Interpretation.NEGATIVE if is_antibody else Interpretation.NORMAL
 
 
@@ -182,7 +240,10 @@ def newest_usable(
         if model is None:
             continue
         kept.append((frozenset({test}), model))
-        if found is None and _lab_result(test, model, settings).usable:
+        result = _lab_result(test, model, settings)
+        # An antibody result decided by the lab's interpretation alone (">100", flagged H) counts too.
+        decided = test in ANTIBODY_TESTS and result.unit_known and result.interpretation is not None
+        if found is None and (result.usable or decided):
             found = when
     return kept
 

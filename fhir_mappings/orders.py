@@ -155,26 +155,58 @@ def medication_taken(raw: Mapping[str, Any], order: OrderFact) -> bool:
     return rtype == "MedicationRequest" and order.status in REQUEST_STATUS_TAKEN
 
 
-def _medication_concept(raw: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    if "medicationCodeableConcept" in raw:
-        return raw.get("medicationCodeableConcept")
-    reference = raw.get("medicationReference")
+def medication_key(reference: Any) -> str | None:
+    """'Medication/id' of a medicationReference to a Medication outside the resource (a relative,
+    absolute or versioned reference); None for a contained one ('#id') or no reference."""
     if not isinstance(reference, Mapping):
         return None
     ref = reference.get("reference")
+    if not isinstance(ref, str) or ref.startswith("#"):
+        return None
+    parts = ref.split("/")
+    if "_history" in parts:
+        parts = parts[: parts.index("_history")]
+    if len(parts) < 2 or parts[-2] != "Medication" or not parts[-1]:
+        return None
+    return "/".join(parts[-2:])
+
+
+def _contained_medication(raw: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    reference = raw.get("medicationReference")
+    ref = reference.get("reference") if isinstance(reference, Mapping) else None
     if isinstance(ref, str) and ref.startswith("#"):
         for contained in as_list(raw.get("contained")):
             if isinstance(contained, Mapping) and contained.get("id") == ref[1:]:
-                return contained.get("code")
-        return None
-    if isinstance(ref, str):
-        parts = ref.split("/")
-        if "_history" in parts:
-            parts = parts[: parts.index("_history")]
-        medication = medications.get("/".join(parts[-2:]))
-        if medication is not None:
-            return medication.get("code")
+                return contained
     return None
+
+
+def _medication_concept(raw: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    if "medicationCodeableConcept" in raw:
+        return raw.get("medicationCodeableConcept")
+    contained = _contained_medication(raw)
+    if contained is not None:
+        return contained.get("code")
+    key = medication_key(raw.get("medicationReference"))
+    medication = medications.get(key) if key else None
+    return medication.get("code") if isinstance(medication, Mapping) else None
+
+
+def unresolved_medication(raw: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """The medicationReference of a MedicationRequest/MedicationStatement whose Medication is in
+    neither the resource (contained) nor the data; what the order is, is then unknown."""
+    if raw.get("resourceType") not in ("MedicationRequest", "MedicationStatement"):
+        return None
+    if "medicationCodeableConcept" in raw or "medicationReference" not in raw:
+        return None
+    if _contained_medication(raw) is not None:
+        return None
+    reference = raw.get("medicationReference")
+    key = medication_key(reference)
+    if key is not None and key in medications:
+        return None
+    ref = reference.get("reference") if isinstance(reference, Mapping) else None
+    return ref if isinstance(ref, str) else "(no reference)"
 
 
 def order_fact(

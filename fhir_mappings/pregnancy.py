@@ -29,6 +29,12 @@ PREGNANCY_OBSERVATIONS = frozenset(
     }
 )
 
+# Findings that only an ultrasound of the pregnancy gives (S2), and uterine imaging on record
+# (in a pregnancy that is the transvaginal ultrasound of the value set, not its hysteroscopy).
+ULTRASOUND_FINDINGS = frozenset(
+    {"crown-rump-length", "fetal-heart-activity", "gestational-sac-diameter", "intrauterine-pregnancy", "uterine-imaging"}
+)
+
 # A pregnancy Condition or positive test older than this is not a current pregnancy.
 PREGNANCY_CONDITION_MAX_DAYS = 300
 PREGNANCY_TEST_MAX_DAYS = 42
@@ -173,8 +179,14 @@ def pregnancy_facts(
         ),
         None,
     )
+    # S2: a scan of this pregnancy. Reading: a confirmed intra-uterine pregnancy was seen on
+    # ultrasound; a gestational age alone may come from the last menstrual period, so it is not one.
+    ultrasound = intrauterine or next(
+        (f.source for f in findings if f.what in ULTRASOUND_FINDINGS and in_this_pregnancy(f.date)), None
+    )
     return PregnancyFacts(
         current=True,
+        ultrasound_source=ultrasound,
         sources=tuple(sources),
         gestational_age_days=ga_days,
         gestational_age_source=ga_source,

@@ -6,6 +6,7 @@ tests/test_coverage_table.py fails while the committed table is stale.
 
 from __future__ import annotations
 
+import ast
 import sys
 from pathlib import Path
 
@@ -15,10 +16,48 @@ sys.path.insert(0, str(ROOT))
 from cards.catalog import CATALOGUE  # noqa: E402
 from cards.merge import COUNSELLING_IDS, WORKUP_IDS  # noqa: E402
 from cards.rules import RULES  # noqa: E402
-from tests.scenarios import SCENARIOS  # noqa: E402
+from tests.scenarios import ALL, SCENARIOS  # noqa: E402
 
 OUTPUT = ROOT / "docs" / "coverage.md"
 HOOK_ORDER = ("patient-view", "order-select", "order-sign")
+TESTS = ROOT / "tests"
+
+# Catalogue version 2 (section "Version 2" of recommendations.md): every changed definition and
+# row, and the issue's items that are no catalogue text. A test belongs to a change when it is a
+# scenario with v2="<change>" (tests/scenarios.py) or a test function marked
+# @pytest.mark.version2("<change>") (or in a module with that pytestmark). A row also lists the
+# scenarios of its own ID tagged with a definition that changed it (ROW_DEFINITIONS; Timing for
+# the rows whose trigger it changed).
+VERSION_2 = (
+    ("Order indication", "warn rows about a treatment to prevent miscarriage respect the order's own indication"),
+    ("Possible APS", "WHO ICD-10 D68.6 or another APS code: never unexplained RPL"),
+    ("Treated condition", "a treatment already taken is not warned against on a normal value it produced"),
+    ("Whose chart", "a man's chart gets only D7 and E7"),
+    ("Antibody results", "the lab's interpretation decides for aPL and TPO, also without unit or with a comparator"),
+    ("Timing", "no preconception card in a pregnancy; counselling within 12 months of the last loss; "
+               "S2 before the first scan; on the day of an acute loss only S4, E8.6c and the work-up"),
+    ("How many cards", "one counselling card, one work-up card, actionable first"),
+    ("Medications by reference", "medicationReference to a Medication: prefetched with _include, else fetched"),
+    ("D3.2", "a positive aPL gets its 12-week repeat"),
+    ("E1", "the Brigham figure only from the patient's own loss count, for unexplained RPL; "
+           "not pregnant, within 12 months of the last loss"),
+    ("E5.1a", "a diagnosis alone suggests the tests, not treatment; a normal latest TSH means no card"),
+    ("E5.1c", "never for levothyroxine the patient already takes"),
+    ("E5.6", "not pregnant, within 12 months of the last loss"),
+    ("E8.2", "warns in every RPL"),
+    ("E8.3", "warns in every RPL"),
+    ("E8.4", "silent in possible APS or for another indication"),
+    ("E8.5", "continue to 12 weeks in a pregnancy; within 12 months of the last loss"),
+    ("E8.6a", "names the missing E8.6b fact"),
+    ("E8.6b", "bleeding within 14 days, under 16 weeks; other dose; course complete"),
+    ("E8.6c", "stop a running progesterone"),
+    ("E8.9", "warns in every RPL"),
+    ("S1", "within 12 months of the last loss"),
+    ("S2", "before 8 weeks or before the first scan; never with an E8.6c finding"),
+)
+TIMING_ROWS = frozenset({"E1", "E5.6", "E8.5", "S1", "S2"})
+# Definitions whose cases belong to the row they are about too (E8.4 silent for pre-eclampsia prevention).
+ROW_DEFINITIONS = frozenset({"Order indication", "Possible APS", "Treated condition"})
 
 
 def carrier(rec_id: str) -> str | None:
@@ -56,7 +95,60 @@ def table() -> str:
         cases = SCENARIOS.get(rec_id) or SCENARIOS.get(shared or "", [])
         case_text = "<br>".join(f"{s.name} ({s.hook})" for s in cases) or "-"
         lines.append(f"| {rec_id} | {rec.title} | {rule} | {hooks} | {card} | {case_text} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, "", *version_2_table()]) + "\n"
+
+
+def marked_tests() -> dict[str, list[str]]:
+    """Change -> 'tests/test_x.py::test_name' of the test functions marked version2(change)."""
+    found: dict[str, list[str]] = {}
+    for path in sorted(TESTS.glob("test_*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        module_marks = [
+            change
+            for node in tree.body
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "pytestmark" for t in node.targets)
+            for change in _version2_args(node.value)
+        ]
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                changes = [*module_marks, *(c for d in node.decorator_list for c in _version2_args(d))]
+                for change in dict.fromkeys(changes):
+                    found.setdefault(change, []).append(f"{path.relative_to(ROOT)}::{node.name}")
+    return found
+
+
+def _version2_args(node: ast.AST) -> list[str]:
+    """The change names of pytest.mark.version2("...") calls in a decorator or pytestmark value."""
+    calls = node.elts if isinstance(node, (ast.List, ast.Tuple)) else [node]
+    return [
+        call.args[0].value
+        for call in calls
+        if isinstance(call, ast.Call) and getattr(call.func, "attr", None) == "version2"
+        and call.args and isinstance(call.args[0], ast.Constant)
+    ]
+
+
+def version_2_table() -> list[str]:
+    marked = marked_tests()
+    lines = [
+        "## Catalogue version 2",
+        "",
+        "Each change of version 2 with the tests that fire and stay silent for it: scenarios of `tests/scenarios.py`",
+        "tagged `v2=` (run by `tests/test_catalogue.py`) and test functions marked `@pytest.mark.version2`.",
+        "",
+        "| change | what changed | scenarios | other tests |",
+        "|---|---|---|---|",
+    ]
+    for change, what in VERSION_2:
+        cases = [
+            s for s in ALL
+            if s.v2 == change
+            or (s.rec_id == change and (s.v2 in ROW_DEFINITIONS or (s.v2 == "Timing" and change in TIMING_ROWS)))
+        ]
+        case_text = "<br>".join(f"{s.id} ({s.hook})" for s in cases) or "-"
+        other = "<br>".join(marked.get(change, [])) or "-"
+        lines.append(f"| {change} | {what} | {case_text} | {other} |")
+    return lines
 
 
 if __name__ == "__main__":

@@ -18,12 +18,14 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from cards.i18n import Translator
 from cards.model import RuleContext
 from cards.orders import OrderBuilder
+from cards.merge import merge
 from cards.rules import evaluate
 from fhir_mappings.orders import UncheckableDraftOrder
 
 from . import auth
-from .errors import ApiError
+from .errors import ApiError, error_response
 from .feedback import FeedbackUnavailable
+from .medications import referenced_medications
 from .prefetch import PrefetchUnavailable, resolve
 from .protocol import (
     CONTEXTS,
@@ -44,6 +46,8 @@ audit = logging.getLogger("rpl_cds.audit")
 log = logging.getLogger(__name__)
 
 JSON_TYPES = ("application/json", "application/fhir+json")
+# A database outage is minutes, not milliseconds: the client should not retry at once.
+FEEDBACK_RETRY_AFTER_SECONDS = 30
 
 
 def runtime() -> Runtime:
@@ -133,26 +137,50 @@ def call_service(service_id: str):
     except PrefetchUnavailable as exc:
         raise ApiError(412, str(exc)) from None
 
+    draft_orders = getattr(context, "draftOrders", None)
+    values = list(data.values())
+    # Medications the orders reference but neither prefetch nor draftOrders carried (service/medications.py).
+    medications = referenced_medications(context.patientId, data, draft_orders, hook_request.fhirServer, token,
+                                         rt.fhir_clients, g.fhir_budget)
+    if medications is not None:
+        values.append(medications)
     try:
         facts = rt.facts.facts(
             context.patientId,
-            list(data.values()),
+            values,
             rt.today(),
-            draft_orders=getattr(context, "draftOrders", None),
+            draft_orders=draft_orders,
             selections=getattr(context, "selections", ()),
         )
     except (InputLimitError, UncheckableDraftOrder) as exc:  # in a resource a rule reads (see ResourceParser)
         raise ApiError(400, str(exc)) from None
-    drafts = evaluate(facts, RuleContext(
+    if facts.unresolved_medications:  # orders whose medication is unknown (said in the audit line)
+        g.audit["unresolvedMedications"] = len(facts.unresolved_medications)
+    every_row = evaluate(facts, RuleContext(
         hook=service.hook,
         orders=OrderBuilder(rt.valuesets, context.patientId, rt.order_templates),
         department=rt.department,
-    ))
+    ), merged=False)
+    # Rows set to silent are held back before the cards are merged (cards/merge.py), so that a
+    # silent row is not shown inside a merged card; they are still recorded, as silent.
+    silent = [d for d in every_row if rt.governance.is_silent(service.hook.value, d)]
+    drafts = [*merge([d for d in every_row if d not in silent], service.hook), *silent]
     language = _language(rt)
     translate = Translator(rt.translations[language], language)
-    cards = [render_card(d, translate, rt.new_uuid) for d in drafts]
-    g.audit["cards"] = [d.rec_id for d in drafts]
-    g.audit["rows"] = [list(d.ids) for d in drafts]  # the catalogue rows each card carries (merged cards: several)
+    cards = rt.governance.issue(  # recorded; silent and suppressed ones held back
+        service_id=service_id,
+        hook=service.hook.value,
+        drafts=drafts,
+        cards=[render_card(d, translate, rt.new_uuid) for d in drafts],
+        fhir_server=hook_request.fhirServer,
+        patient_id=context.patientId,
+        iss=g.audit.get("iss"),
+        tenant=g.audit.get("tenant"),
+    )
+    g.audit["cards"] = [c.source.topic.code for c in cards]
+    g.audit["rows"] = [c.extension["org.rpl-cds.carried-ids"] if c.extension else [c.source.topic.code] for c in cards]
+    if len(cards) < len(drafts):
+        g.audit["held_back"] = len(drafts) - len(cards)
     return current_app.response_class(CdsResponse(cards=cards).dump_json(), mimetype="application/json")
 
 
@@ -176,10 +204,14 @@ def feedback(service_id: str):
     except ValidationError as exc:
         raise ApiError(400, validation_messages(exc)) from None
     try:
-        stored = runtime().feedback.add(service_id, items)
+        result = runtime().feedback.add(service_id, items)
     except FeedbackUnavailable:
-        raise ApiError(503, "the feedback store is unavailable; nothing was stored, please retry") from None
-    return jsonify({"stored": stored})
+        unavailable = error_response(503, ["the feedback store is unavailable; nothing was stored, please retry"])
+        unavailable.headers["Retry-After"] = str(FEEDBACK_RETRY_AFTER_SECONDS)
+        return unavailable
+    runtime().metrics.feedback_items([item.outcome for item in items], result.duplicates)
+    # Items sent again are acknowledged (the client may stop resending) but stored once.
+    return jsonify({"stored": result.stored, "duplicates": result.duplicates})
 
 
 @bp.get("/healthz")
@@ -198,8 +230,24 @@ def readyz():
     return response
 
 
-# -- authentication and the audit log: every call but the health probes ---------------------
-UNAUDITED = frozenset({"cds.healthz", "cds.readyz"})
+@bp.get("/metrics")
+def metrics():
+    """Prometheus metrics of every worker of this instance (no patient data)."""
+    body, content_type = runtime().metrics.exposition()
+    return current_app.response_class(body, content_type=content_type)
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """The OpenAPI 3.1 document of these endpoints (public: it holds no data)."""
+    from .openapi import document
+
+    return jsonify(document())
+
+
+# -- authentication and the audit log: every call but the health probes, metrics and the API document
+# The probes and Prometheus's scrapes (every few seconds) are neither audited nor behind the EHR's JWT.
+UNAUDITED = frozenset({"cds.healthz", "cds.readyz", "cds.metrics", "cds.openapi"})
 
 
 @bp.before_app_request
@@ -212,6 +260,8 @@ def _authenticate():
     service_id = (request.view_args or {}).get("service_id")
     if service_id is not None:
         g.audit["service"] = service_id[:100]
+    if (request.endpoint or "").startswith("admin."):  # its own credential (service/admin.py), not the EHR's
+        return None
     try:
         client = auth.authenticate_request(runtime().settings)
     except auth.AuthError:
@@ -241,7 +291,12 @@ def _audit_line(response):
     if record is not None:
         started = record.pop("started", None)
         record["status"] = response.status_code
-        if started is not None:
-            record["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        seconds = time.perf_counter() - started if started is not None else None
+        if seconds is not None:
+            record["latency_ms"] = round(seconds * 1000, 2)
+        service = record.get("service", "")
+        if service and service not in runtime().services:
+            service = "unknown"  # a label per made-up id in the URL would grow without bound
+        runtime().metrics.request(record["endpoint"], service, response.status_code, seconds)
         audit.info("call", extra={"audit": record})
     return response

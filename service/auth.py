@@ -12,8 +12,8 @@ signed with the client's private key. The service accepts it only when
   skew, and the token does not live longer than RPL_AUTH_MAX_TOKEN_AGE_SECONDS;
 - ``jti`` was not seen before (replay), and ``tenant`` is allowed if the issuer lists tenants.
 
-Any failure is a bare 401 with ``WWW-Authenticate: Bearer``; the reason goes only to the
-log, and the token never does. JWK Sets are fetched with explicit timeouts, without
+Any failure is a 401 with ``WWW-Authenticate: Bearer`` and an OperationOutcome that says
+only "authentication required"; the reason goes only to the log, and the token never does. JWK Sets are fetched with explicit timeouts, without
 redirects, with a size cap, and cached per URL for RPL_AUTH_JWKS_CACHE_SECONDS.
 """
 

@@ -7,12 +7,13 @@ given comma-separated (``RPL_FHIR_SERVER_ALLOWLIST=https://a/fhir,https://b/fhir
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import jwt
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
@@ -30,6 +31,49 @@ def _trusted_url(url: str) -> str:
     if parts.scheme == "http" and parts.hostname in LOOPBACK:
         return url
     raise ValueError(f"{url!r} is not an https URL")
+
+
+def data_dir() -> Path:
+    """Where the service keeps its files by default (the SQLite feedback file): the XDG data
+    folder, not the current directory, so that the file does not land in whatever folder the
+    service happens to be started from (a checkout, /)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "rpl-cds"
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{data_dir() / 'feedback.sqlite3'}"
+
+
+POSTGRES_EXTRA_FIX = ("install the postgres extra, which brings the driver: .venv/bin/pip install '.[postgres]' "
+                      "in the source tree (or 'rpl-cds[postgres]'); the image has it")
+
+
+def checked_database_url(url: str) -> str:
+    """An SQLAlchemy URL of a store the service supports, with its driver installed.
+
+    Checked here, in the process that starts the service, so that a wrong URL stops the
+    start with one message instead of a traceback in every gunicorn worker. A bare
+    ``postgresql://`` (or ``postgres://``) URL means the psycopg 3 driver: SQLAlchemy would
+    otherwise pick psycopg2, which the service does not install."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError(f"{url.split('@')[-1]!r} is not a URL; use sqlite:///path/to/file.sqlite3 or "
+                         "postgresql+psycopg://user:password@host:5432/db")
+    dialect, _, driver = scheme.lower().partition("+")
+    if dialect == "sqlite" and driver in ("", "pysqlite"):
+        return url
+    if dialect in ("postgresql", "postgres") and driver in ("", "psycopg"):
+        try:
+            import psycopg  # noqa: F401  (imported as SQLAlchemy will: a broken install fails here too)
+        except ImportError as exc:
+            raise ValueError(f"a PostgreSQL URL needs the psycopg driver, which cannot be imported ({exc}): "
+                             f"{POSTGRES_EXTRA_FIX}") from None
+        return f"postgresql+psycopg://{rest}"
+    raise ValueError(
+        f"{scheme}:// is not supported; the feedback store is SQLite (sqlite:///path/to/file.sqlite3) "
+        "or PostgreSQL (postgresql+psycopg://user:password@host:5432/db)"
+    )
 
 
 def _check_jwks(jwks: Any) -> dict[str, Any]:
@@ -142,8 +186,22 @@ class Settings(BaseSettings):
     facts_cache_size: int = Field(64, ge=0, le=100_000, description="Records whose facts each worker remembers by their exact content (the record's JSON is the key: about its size per record); 0 reads every record anew.")
 
     # -- storage and logs --------------------------------------------------------
-    database_url: str = Field("sqlite:///rpl-cds-feedback.sqlite3", description="Feedback store: SQLAlchemy URL (sqlite:///file or postgresql+psycopg://...).")
+    database_url: str = Field(
+        default_factory=lambda: default_database_url(),
+        description="Feedback store: SQLAlchemy URL (sqlite:///file or postgresql+psycopg://...); "
+                    "default: feedback.sqlite3 in the data folder ($XDG_DATA_HOME/rpl-cds, else ~/.local/share/rpl-cds).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+
+    # -- governance (issue 17): issued-card records, silent mode, no repeat, dashboard ------
+    retention_days: int = Field(0, ge=0, le=36_500, description="Delete issued-card and feedback rows older than this many days (0: keep); feedback userComment is free text and may hold patient data.")
+    silent_recommendations: CommaList = Field((), description="Catalogue IDs whose cards are evaluated and recorded but never returned (pilot).")
+    silent_hooks: CommaList = Field((), description="Hooks (patient-view, order-select, order-sign) whose cards are evaluated and recorded but never returned (pilot).")
+    no_repeat_after_override_days: int = Field(0, ge=0, le=365, description="After an override, the same recommendation for the same patient is not shown again for this many days unless its facts changed (0: off).")
+    patient_hmac_secret: SecretStr | None = Field(None, description="Secret of the HMAC that keeps the patient as a keyed hash (needed by no_repeat_after_override_days); at least 32 characters.")
+    admin_token: SecretStr | None = Field(None, description="Bearer token for /admin/ (the governance dashboard); unset with no admin user: no dashboard.")
+    admin_user: str | None = Field(None, description="Basic-auth user for /admin/ (with RPL_ADMIN_PASSWORD).")
+    admin_password: SecretStr | None = Field(None, description="Basic-auth password for /admin/, at least 12 characters.")
 
     # -- authentication of the CDS client (JWT) and hostile input -----------------
     auth_enabled: bool = Field(True, description="Require a signed JWT from the CDS client; false only for development (logs a WARNING at every start).")
@@ -159,7 +217,7 @@ class Settings(BaseSettings):
     max_json_depth: int = Field(64, ge=8, le=500, description="Deepest JSON nesting accepted in a request body; 400 above.")
     max_string_length: int = Field(100_000, ge=1_000, description="Longest JSON string accepted in a request body; 400 above.")
 
-    @field_validator("cors_origins", "fhir_server_allowlist", mode="before")
+    @field_validator("cors_origins", "fhir_server_allowlist", "silent_recommendations", "silent_hooks", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):
@@ -217,6 +275,11 @@ class Settings(BaseSettings):
                 raise ValueError(f"{alg} is not a known asymmetric JWS algorithm ({', '.join(sorted(ASYMMETRIC_ALGORITHMS))})")
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        return checked_database_url(value)
+
     @field_validator("replay_cache_url")
     @classmethod
     def _redis_url(cls, value: str) -> str:
@@ -234,6 +297,38 @@ class Settings(BaseSettings):
                 "RPL_AUTH_ENABLED is true but no issuer is trusted: set RPL_AUTH_ISSUERS or RPL_AUTH_ISSUERS_FILE "
                 "(or RPL_AUTH_ENABLED=false for development only)"
             )
+        return self
+
+    @field_validator("silent_recommendations")
+    @classmethod
+    def _catalogue_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from cards.catalog import CATALOGUE
+
+        unknown = [rec for rec in value if rec not in CATALOGUE]
+        if unknown:
+            raise ValueError(f"not catalogue IDs: {', '.join(unknown)}")
+        return value
+
+    @field_validator("silent_hooks")
+    @classmethod
+    def _hooks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        hooks = ("patient-view", "order-select", "order-sign")
+        unknown = [hook for hook in value if hook not in hooks]
+        if unknown:
+            raise ValueError(f"not hooks this service answers: {', '.join(unknown)} (use {', '.join(hooks)})")
+        return value
+
+    @model_validator(mode="after")
+    def _governance(self) -> Settings:
+        secret = self.patient_hmac_secret.get_secret_value() if self.patient_hmac_secret else ""
+        if self.no_repeat_after_override_days and len(secret) < 32:
+            raise ValueError("RPL_NO_REPEAT_AFTER_OVERRIDE_DAYS needs RPL_PATIENT_HMAC_SECRET of at least 32 characters")
+        if (self.admin_user is None) != (self.admin_password is None):
+            raise ValueError("RPL_ADMIN_USER and RPL_ADMIN_PASSWORD go together")
+        if self.admin_password is not None and len(self.admin_password.get_secret_value()) < 12:
+            raise ValueError("RPL_ADMIN_PASSWORD: at least 12 characters")
+        if self.admin_token is not None and len(self.admin_token.get_secret_value()) < 24:
+            raise ValueError("RPL_ADMIN_TOKEN: at least 24 characters")
         return self
 
     @property

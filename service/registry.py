@@ -2,9 +2,12 @@
 
 Prefetch asks for exactly what the rules read. The Observation query lists
 the codes of the observation value sets, so a hospital's extra ValueSet with
-local lab codes also widens what the EHR prefetches. Templates use only what
-the spec's prefetch restrictions allow: type-level searches on
-``patient={{context.patientId}}``, token equality (comma = OR) and _count.
+local lab codes also widens what the EHR prefetches. Templates use type-level
+searches on ``patient={{context.patientId}}``, token equality (comma = OR) and
+_count, as the spec's prefetch restrictions recommend, and ``_include`` of the
+Medications the orders reference (beyond that subset, but without it an EHR
+that references Medications sends orders nobody can read; an EHR that ignores
+it leaves them to the service to read, see service/medications.py).
 """
 
 from __future__ import annotations
@@ -58,8 +61,11 @@ def prefetch_queries(valuesets: ValueSetIndex, page_size: int) -> tuple[Prefetch
         PrefetchQuery("patient", f"Patient/{PATIENT_TOKEN}"),
         PrefetchQuery("conditions", f"Condition?patient={PATIENT_TOKEN}{count}"),
         PrefetchQuery("observations", f"Observation?patient={PATIENT_TOKEN}&code={','.join(codes)}{count}"),
-        PrefetchQuery("medicationRequests", f"MedicationRequest?patient={PATIENT_TOKEN}&status=active,on-hold,draft{count}"),
-        PrefetchQuery("medicationStatements", f"MedicationStatement?patient={PATIENT_TOKEN}&status=active,intended{count}"),
+        # _include: the Medication an order references (medicationReference, as Epic sends it) comes along.
+        PrefetchQuery("medicationRequests", f"MedicationRequest?patient={PATIENT_TOKEN}&status=active,on-hold,draft{count}"
+                                            "&_include=MedicationRequest:medication"),
+        PrefetchQuery("medicationStatements", f"MedicationStatement?patient={PATIENT_TOKEN}&status=active,intended{count}"
+                                              "&_include=MedicationStatement:medication"),
         PrefetchQuery("serviceRequests", f"ServiceRequest?patient={PATIENT_TOKEN}&status=active,on-hold,draft{count}"),
         PrefetchQuery("procedures", f"Procedure?patient={PATIENT_TOKEN}&status=completed,in-progress{count}"),
         # Imaging is often recorded as a report, not a Procedure (D6: uterine imaging on record).

@@ -16,6 +16,8 @@ from fhir_mappings.valuesets import ValueSetIndex
 from .config import Settings
 from .feedback import FeedbackStore
 from .fhir_client import FhirClients
+from .governance import Governance
+from .metrics import Metrics
 from .registry import ServiceDef
 
 
@@ -33,6 +35,8 @@ class Runtime:
     json_limits: JsonLimits
     order_templates: OrderTemplates  # medication orders for the configured region
     department: DepartmentSettings  # region and protocol texts the rules use
+    governance: Governance  # records every card; holds back silent and suppressed ones
+    metrics: Metrics
 
     def close(self) -> None:
         self.fhir_clients.close()

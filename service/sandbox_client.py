@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 
@@ -210,6 +210,28 @@ def _signed(signer: JwtSigner | None, url: str) -> dict[str, str]:
     return signer.headers(url) if signer else {}
 
 
+def explain_401(url: str, signer: JwtSigner | None) -> str:
+    """Why the service may have refused the call, as far as this client can know it. The
+    service says no more than 401 (the reason is in its log), but the client knows whether it
+    sent a JWT, and its iss, kid and aud; the aud is the one a tester gets wrong most often."""
+    parts = urlsplit(url)
+    base = f"{parts.scheme}://{parts.netloc}"
+    if signer is None:
+        return ("The service requires a signed JWT (RPL_AUTH_ENABLED is on) and none was sent. Make a key with "
+                "`rpl-cds tester-key`, start the service with the RPL_AUTH_ISSUERS line it prints, and give the key "
+                "with --jwt-key; or, for development only, start the service with RPL_AUTH_ENABLED=false.")
+    return (
+        f"The service refused the JWT signed with --jwt-key (it does not say why; its log line "
+        f"'authentication refused' does). This client sent iss={signer.iss!r}, kid={signer.kid!r}, "
+        f"aud={url!r}. The service accepts it when\n"
+        f"  - RPL_AUTH_ISSUERS trusts this iss with this key: the line `rpl-cds tester-key` prints for the "
+        f"same key (and --iss);\n"
+        f"  - the aud is the URL it was called at: start the service with RPL_PUBLIC_BASE_URL={base} "
+        f"(or without RPL_PUBLIC_BASE_URL), or call it at the URL its RPL_PUBLIC_BASE_URL names;\n"
+        f"  - the clocks of this machine and the service agree within RPL_AUTH_CLOCK_SKEW_SECONDS."
+    )
+
+
 # -- call -----------------------------------------------------------------------------
 def discover(session: requests.Session, service_url: str, signer: JwtSigner | None = None,
              timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> list[dict[str, Any]]:
@@ -219,8 +241,7 @@ def discover(session: requests.Session, service_url: str, signer: JwtSigner | No
     except requests.RequestException as exc:
         raise ClientError(f"cannot reach the CDS service at {url}: {exc}") from None
     if response.status_code == 401:
-        raise ClientError(f"discovery {url} answered HTTP 401: the service requires a signed JWT; "
-                          "give --jwt-key (see `rpl-cds tester-key`) or start the service with RPL_AUTH_ENABLED=false")
+        raise ClientError(f"discovery {url} answered HTTP 401.\n{explain_401(url, signer)}")
     if response.status_code != 200:
         raise ClientError(f"discovery {url} answered HTTP {response.status_code}: {response.text[:300]}")
     services = response.json().get("services")
@@ -372,6 +393,38 @@ class CallResult:
     status: int
     response: Any
     warnings: list[str] = field(default_factory=list)
+    url: str = ""  # the service's URL that was called (the JWT's aud)
+
+
+def check_patient(
+    session: requests.Session,
+    fhir_server: str,
+    patient_id: str,
+    *,
+    token: str | None = None,
+    timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+    warn=None,
+) -> None:
+    """Stop when the FHIR server does not know the patient: the service would answer an
+    unknown patient with no cards, which looks like a patient for whom no rule fires."""
+    url = urljoin(_base(fhir_server), f"Patient/{quote(patient_id, safe='')}")
+    try:
+        response = session.get(url, headers={"Accept": FHIR_JSON, **_auth(token)}, timeout=timeout)
+    except requests.RequestException as exc:
+        # Perhaps reachable only from the service (a container network): it may still fetch.
+        if warn:
+            warn(f"cannot reach the FHIR server to check the patient ({type(exc).__name__}); "
+                 "the service reads the data itself")
+        return
+    if response.status_code in (404, 410):
+        raise ClientError(
+            f"Patient/{patient_id}: patient not found on the FHIR server {fhir_server.rstrip('/')} "
+            f"(GET {url} -> HTTP {response.status_code}). Check the id, or put the demo patients there with "
+            f"`rpl-cds load-demo --fhir-server {fhir_server.rstrip('/')}`."
+        )
+    if response.status_code != 200 and warn:
+        hint = " (give its bearer token with --token)" if response.status_code in (401, 403) else ""
+        warn(f"the FHIR server answered GET {url} with HTTP {response.status_code}{hint}")
 
 
 def call_hook(
@@ -392,6 +445,7 @@ def call_hook(
     """Discovery, prefetch (unless use_prefetch is False), one hook call: what the sandbox does."""
     service = pick_service(discover(session, service_url, signer, timeout), hook)
     warnings: list[str] = []
+    check_patient(session, fhir_server, patient_id, token=token, timeout=timeout, warn=warnings.append)
     body = build_request(service["hook"], patient_id, fhir_server, user_id=user_id, drafts=drafts, token=token)
     if use_prefetch:
         body["prefetch"] = prefetch(
@@ -410,7 +464,7 @@ def call_hook(
         answer = response.json()
     except ValueError:
         answer = response.text
-    return CallResult(service, body, response.status_code, answer, warnings)
+    return CallResult(service, body, response.status_code, answer, warnings, url)
 
 
 def card_signature(card: Mapping[str, Any]) -> dict[str, Any]:

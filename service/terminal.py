@@ -19,7 +19,9 @@ def print_cards(response: dict[str, Any], color: bool = True, out=print) -> None
         head = f"[{indicator.upper()}] {topic}: {card.get('summary', '')}"
         out(f"{COLORS.get(indicator, '')}{head}{RESET}" if color else head)
         for line in (card.get("detail") or "").splitlines():
-            for wrapped in textwrap.wrap(line.replace("\\", ""), width=100) or [""]:
+            # ids and URLs (rpl-demo-pregnant-bleeding, urn:uuid:...) stay whole, to be copied
+            for wrapped in textwrap.wrap(line.replace("\\", ""), width=100, break_on_hyphens=False,
+                                         break_long_words=False) or [""]:
                 out(f"    {wrapped}")
         for suggestion in card.get("suggestions", []):
             out(f"  -> suggestion: {suggestion.get('label')}")

@@ -6,8 +6,9 @@ used: the system Chromium is launched through ``executable_path``. When Chromium
 it is installed with apt-get (CI runs as root on a fresh machine), like PostgreSQL for the
 feedback tests; when that is impossible the test fails and says why.
 
-Use: ``from tests.browser import browser, serve_page, serve_wsgi  # noqa: F401`` (browser is a
-pytest fixture), then ``page = browser.new_page()``.
+Use: the ``browser`` fixture (tests/conftest.py imports it, once for the session: a test module
+must not import it again, or it gets a second Playwright that fails), then ``page = browser.new_page()``;
+``from tests.browser import serve_page, serve_wsgi``.
 """
 
 from __future__ import annotations

@@ -28,8 +28,8 @@ def _id(prefix: str) -> str:
     return f"{prefix}-{next(_ids)}"
 
 
-def patient(pid: str = PID, birth: str = "1990-05-01") -> dict:
-    return {"resourceType": "Patient", "id": pid, "gender": "female", "birthDate": birth}
+def patient(pid: str = PID, birth: str = "1990-05-01", gender: str = "female") -> dict:
+    return {"resourceType": "Patient", "id": pid, "gender": gender, "birthDate": birth}
 
 
 def coding(system: str, code: str, display: str | None = None) -> dict:
@@ -136,6 +136,17 @@ def carried_ids(card: dict) -> list[str]:
     return (card.get("extension") or {}).get("org.rpl-cds.carried-ids") or [card["source"]["topic"]["code"]]
 
 
+# Rows that always ride on another row's card (C's points, D1 on E1, S3 on E8.5, the partner's
+# lifestyle D7/E7 on C) and the merged work-up topic D: a list of the rows shown leaves them out.
+SUB_ROWS = frozenset({"C1.1", "C1.2", "C1.3", "C2.1", "C2.2", "C2.3", "C2.4", "C2.5", "C2.6", "D1", "D7", "E7", "S3", "D"})
+
+
+def listed_rows(card: dict) -> list[str]:
+    """The catalogue rows a card shows, as the demo table lists them (a merged card: each part)."""
+    ids = carried_ids(card)
+    return ids if len(ids) == 1 else [i for i in ids if i not in SUB_ROWS]
+
+
 def procedure(system: str, code: str, *, pid: str = PID, status: str = "completed", date: str = "2026-05-01",
               rid: str | None = None) -> dict:
     """A Procedure done (e.g. uterine imaging)."""
@@ -157,12 +168,13 @@ def bundle(*resources: dict) -> dict:
     }
 
 
-def prefetch(*resources: dict, pid: str = PID, with_patient: bool = True, birth: str = "1990-05-01") -> dict:
+def prefetch(*resources: dict, pid: str = PID, with_patient: bool = True, birth: str = "1990-05-01",
+             gender: str = "female") -> dict:
     """A complete prefetch: every key of the services, resources sorted into their key."""
     grouped: dict[str, list[dict]] = {key: [] for key in PREFETCH_KEYS.values()}
     for resource in resources:
         grouped[PREFETCH_KEYS[resource["resourceType"]]].append(resource)
-    data: dict[str, Any] = {"patient": patient(pid, birth) if with_patient else None}
+    data: dict[str, Any] = {"patient": patient(pid, birth, gender) if with_patient else None}
     data.update({key: bundle(*items) for key, items in grouped.items()})
     return data
 

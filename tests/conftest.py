@@ -14,10 +14,20 @@ from jsonschema import Draft202012Validator
 
 from service import create_app
 from service.config import Settings
+# The one session-wide Chromium: a test module that imported the fixture itself would get a second
+# session fixture, and a second Playwright inside the first one's event loop fails.
+from tests.browser import browser  # noqa: F401
+from tests.prerequisites import pytest_collection_modifyitems, pytest_configure  # noqa: F401  (session-start check)
 
 TODAY = date(2026, 11, 23)
 SCHEMAS = Path(__file__).parent.parent / "service" / "schemas"
 FHIR_BASE = "https://fhir.example.org/r4"
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "version2(change): the catalogue version 2 change a test is about (listed in docs/coverage.md)"
+    )
 
 
 def schema_validator(name: str) -> Draft202012Validator:

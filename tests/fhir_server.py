@@ -122,11 +122,11 @@ def _settings_yaml(port: int, workdir: Path, token: str | None) -> str:
     ])
 
 
-def start(workdir: Path, *, require_token: bool = False) -> FhirServer:
+def start(workdir: Path, *, require_token: bool = False, port: int | None = None) -> FhirServer:
     """Start one sekmet-fhir server; raises FhirServerUnavailable with its log when it does not come up."""
     exe = sekmet_executable()
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     token = secrets.token_urlsafe(24) if require_token else None
     config = workdir / "settings.yaml"
     config.write_text(_settings_yaml(port, workdir, token))
@@ -157,3 +157,37 @@ def running(workdir: Path, *, require_token: bool = False) -> Iterator[FhirServe
         yield server
     finally:
         server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tests.fhir_server``: the FHIR server of the integration tests, for a tester
+    without the public HAPI server (README, "Try it offline"). Runs until Ctrl-C; the data is
+    in memory only."""
+    import argparse
+    import signal
+    import tempfile
+
+    parser = argparse.ArgumentParser(prog="python -m tests.fhir_server", description=main.__doc__)
+    parser.add_argument("--port", type=int, default=8090, help="port on 127.0.0.1 (default: 8090; 0: any free port)")
+    parser.add_argument("--token", action="store_true", help="require a bearer token (printed) on every request")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="rpl-cds-fhir-") as workdir:
+        print(f"installing or reusing {SEKMET_PACKAGE} in {cache_dir()} ...", file=sys.stderr, flush=True)
+        try:
+            server = start(Path(workdir), require_token=args.token, port=args.port or None)
+        except FhirServerUnavailable as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        print(f"FHIR R4 server at {server.base_url}" + (f" (bearer token: {server.token})" if server.token else "")
+              + "; Ctrl-C stops it", flush=True)
+        for stop_signal in (signal.SIGINT, signal.SIGTERM):  # SIGINT too where a shell ignored it (`&`)
+            signal.signal(stop_signal, lambda *_: server.process.terminate())
+        try:
+            server.process.wait()
+        finally:
+            server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -8,7 +8,7 @@ them all; ``SCENARIOS["E8.6b"]`` finds every case of one recommendation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from functools import cache
 
@@ -16,7 +16,7 @@ from cards.discouraged_orders import TABLE
 from fhir_mappings.valuesets import ATC, RXNORM, ValueSetIndex
 from tests.builders import (
     ICD10, ICD10CM, LOINC, SNOMED, apl_panel, condition, ft4, losses, medication_request, miscarriage, observation,
-    service_request, tsh,
+    rpl_diagnosis, service_request, tsh,
 )
 from tests.conftest import TODAY
 
@@ -31,6 +31,8 @@ class Scenario:
     birth: str = "1990-05-01"
     selections: tuple | None = None
     extra: dict = field(default_factory=dict)
+    gender: str = "female"
+    v2: str = ""  # the catalogue version 2 change it tests (a row ID or a definition), for docs/coverage.md
 
     @property
     def fires(self) -> bool:
@@ -263,7 +265,7 @@ LOGIC_SCENARIOS = [
     # S1, S2, S4
     S("S1", "fires-after-a-miscarriage", "patient-view", (miscarriage("2026-09-01"),)),
     S("S1", "silent-without-a-miscarriage", "patient-view", ()),
-    S("S2", "fires-pregnant-9-weeks-after-a-miscarriage", "patient-view", (*ONE_LOSS, *pregnancy())),
+    S("S2", "fires-pregnant-9-weeks-after-a-miscarriage", "patient-view", (*ONE_LOSS, *pregnancy(intrauterine=False))),
     S("S2", "silent-pregnant-without-earlier-miscarriage", "patient-view", pregnancy()),
     S("S2", "silent-in-an-ectopic-pregnancy", "patient-view",
       (*ONE_LOSS, *pregnancy(intrauterine=False), condition(SNOMED, "34801009", onset=day(-1)))),
@@ -272,7 +274,111 @@ LOGIC_SCENARIOS = [
     S("S4", "silent-resolved-missed-miscarriage", "patient-view", (condition(SNOMED, "16607004", onset=day(-200), clinical="resolved"),)),
 ]
 
-ALL = [*TABLE_SCENARIOS, *EXPLAINED_TOO, *LOGIC_SCENARIOS, *VERSION_2]
+# -- catalogue version 2: whose chart and timing (cards/timing.py) ---------------------
+def scan(crl_mm: float, heart: float, when: int = 0) -> tuple:
+    """An ultrasound of this pregnancy: crown-rump length and fetal heart rate."""
+    return (observation("11957-8", value=crl_mm, unit="mm", date=day(when)),
+            observation("11948-7", value=heart, unit="/min", date=day(when)))
+
+
+HIS_RPL = (rpl_diagnosis(),)  # the couple's RPL diagnosis, on the man's chart
+MALE = dict(gender="male", v2="Whose chart")
+LONG_AGO = (miscarriage(day(-800)), miscarriage(day(-400)))  # RPL, last loss 13 months ago
+RECENT = (miscarriage(day(-400)), miscarriage(day(-100)))  # RPL, last loss 3 months ago
+MISSED_TODAY = condition(SNOMED, "16607004", onset=day(0))
+ECTOPIC_TODAY = condition(SNOMED, "34801009", onset=day(0))
+TIMING = dict(v2="Timing")
+
+WHOSE_CHART_AND_TIMING = [
+    # Whose chart: a man's chart gets only D7 and E7, on every hook
+    S("D7", "fires-on-the-male-partners-chart", "order-sign", HIS_RPL, (order_of("sperm-dna-fragmentation"),), **MALE),
+    S("D7", "fires-on-the-male-partners-chart-for-an-active-order", "patient-view", (*HIS_RPL,
+      order_of("sperm-dna-fragmentation", status="active")), **MALE),
+    S("E7", "fires-on-the-male-partners-chart", "order-select", HIS_RPL, (order_of("sperm-selection"),), **MALE),
+    S("E7", "silent-on-the-male-partners-chart-without-rpl", "order-sign", (), (order_of("sperm-selection"),), **MALE),
+    S("C", "silent-on-the-male-partners-chart", "patient-view", HIS_RPL, **MALE),
+    S("D3.2", "silent-on-the-male-partners-chart", "patient-view", HIS_RPL, **MALE),
+    S("D5.1a", "silent-on-the-male-partners-chart", "patient-view", HIS_RPL, **MALE),
+    S("D6", "silent-on-the-male-partners-chart", "patient-view", HIS_RPL, **MALE),
+    S("E1", "silent-on-the-male-partners-chart", "patient-view", HIS_RPL, **MALE),
+    S("E5.6", "silent-on-the-male-partners-chart", "patient-view", HIS_RPL, **MALE),
+    S("E8.5", "silent-on-the-male-partners-chart", "patient-view", HIS_RPL, **MALE),
+    S("S1", "silent-on-the-male-partners-chart", "patient-view", (miscarriage(day(-30)),), **MALE),
+    S("E3.2", "silent-on-the-male-partners-chart", "patient-view", APS, **MALE),
+    S("E8.2", "silent-on-the-male-partners-chart", "order-sign", HIS_RPL, (order_of("immunoglobulin-iv"),), **MALE),
+    S("E8.6a", "silent-on-the-male-partners-chart", "order-select", HIS_RPL, (order_of("progesterone"),), **MALE),
+    S("E8.4", "silent-on-the-male-partners-chart", "order-sign", HIS_RPL, (order_of("heparins"),), **MALE),
+    # Timing: counselling rows only within 12 months of the last dated loss
+    S("C", "fires-within-12-months-of-the-last-loss", "patient-view", RECENT, **TIMING),
+    S("C", "fires-when-no-loss-has-a-date", "patient-view", RPL, **TIMING),
+    S("C", "silent-more-than-12-months-after-the-last-loss", "patient-view", LONG_AGO, **TIMING),
+    S("E1", "fires-within-12-months-of-the-last-loss", "patient-view", RECENT, **TIMING),
+    S("E1", "silent-more-than-12-months-after-the-last-loss", "patient-view", LONG_AGO, **TIMING),
+    S("E1", "silent-during-a-pregnancy", "patient-view", (*RPL, *pregnancy()), **TIMING),
+    S("E5.6", "fires-within-12-months-of-the-last-loss", "patient-view", RECENT, **TIMING),
+    S("E5.6", "silent-more-than-12-months-after-the-last-loss", "patient-view", LONG_AGO, **TIMING),
+    S("E5.6", "silent-during-a-pregnancy", "patient-view", (*RPL, *pregnancy()), **TIMING),
+    S("E8.5", "fires-continue-to-12-weeks-in-a-pregnancy-of-9-weeks", "patient-view", (*RPL, *pregnancy(ga_weeks=9)),
+      extra={"summary": "until 12 weeks"}, **TIMING),
+    S("E8.5", "silent-pregnant-from-12-weeks", "patient-view", (*RPL, *pregnancy(ga_weeks=12)), **TIMING),
+    S("E8.5", "silent-in-an-ectopic-pregnancy", "patient-view",
+      (*RPL, *pregnancy(ga_weeks=7, intrauterine=False), condition(SNOMED, "34801009", onset=day(-3))), **TIMING),
+    S("E8.5", "silent-in-a-non-viable-pregnancy", "patient-view", (*RPL, *pregnancy(ga_weeks=9), *scan(9, 0, -1)), **TIMING),
+    S("E8.5", "silent-more-than-12-months-after-the-last-loss", "patient-view", LONG_AGO, **TIMING),
+    S("E8.5", "fires-warning-high-dose-more-than-12-months-after-the-last-loss", "order-sign", LONG_AGO, (
+        {**order_of("folic-acid", dose_mg=5), "reasonCode": [{"coding": [{"system": SNOMED, "code": "102878001"}]}]},),
+      **TIMING),
+    S("S3", "fires-within-12-months-of-the-miscarriage", "patient-view", (miscarriage(day(-300)),), **TIMING),
+    S("S3", "silent-more-than-12-months-after-the-miscarriage", "patient-view", (miscarriage(day(-400)),), **TIMING),
+    S("S1", "fires-within-12-months-of-the-miscarriage", "patient-view", (miscarriage(day(-300)),), **TIMING),
+    S("S1", "fires-when-the-loss-has-no-date", "patient-view", ONE_LOSS, **TIMING),
+    S("S1", "silent-more-than-12-months-after-the-miscarriage", "patient-view", (miscarriage(day(-400)),), **TIMING),
+    # S2: before 8 weeks, or while no scan of this pregnancy is recorded; never with an E8.6c finding
+    S("S2", "fires-before-8-weeks-after-a-scan", "patient-view", (*ONE_LOSS, *pregnancy(ga_weeks=7)), **TIMING),
+    S("S2", "fires-at-9-weeks-without-a-scan", "patient-view", (*ONE_LOSS, *pregnancy(ga_weeks=9, intrauterine=False)),
+      **TIMING),
+    S("S2", "silent-at-9-weeks-after-a-scan", "patient-view", (*ONE_LOSS, *pregnancy(ga_weeks=9)), **TIMING),
+    S("S2", "silent-at-10-weeks-after-a-crl-measurement", "patient-view",
+      (*ONE_LOSS, *pregnancy(ga_weeks=10, intrauterine=False), *scan(30, 160, -7)), **TIMING),
+    S("S2", "silent-with-a-non-viable-finding-before-8-weeks", "patient-view",
+      (*ONE_LOSS, *pregnancy(ga_weeks=7, intrauterine=False), *scan(8, 0)), **TIMING),
+    # The day of an acute loss: only S4, E8.6c and the work-up suggestions on patient-view
+    S("S4", "fires-on-the-day-of-a-missed-miscarriage", "patient-view", (*RPL, MISSED_TODAY), **TIMING),
+    S("D3.2", "fires-on-the-day-of-a-missed-miscarriage", "patient-view", (*RPL, MISSED_TODAY), **TIMING),
+    S("D6", "fires-on-the-day-of-a-missed-miscarriage", "patient-view", (*RPL, MISSED_TODAY), **TIMING),
+    S("C", "silent-on-the-day-of-a-missed-miscarriage", "patient-view", (*RPL, MISSED_TODAY), **TIMING),
+    S("E1", "silent-on-the-day-of-a-missed-miscarriage", "patient-view", (*RPL, MISSED_TODAY), **TIMING),
+    S("S1", "silent-on-the-day-of-a-missed-miscarriage", "patient-view", (*RPL, MISSED_TODAY), **TIMING),
+    S("S1", "fires-the-day-after-a-missed-miscarriage", "patient-view",
+      (*RPL, condition(SNOMED, "16607004", onset=day(-1))), **TIMING),
+    S("E3.2", "silent-on-the-day-of-a-missed-miscarriage", "patient-view", (*APS, MISSED_TODAY), **TIMING),
+    S("E8.5", "silent-on-the-day-of-an-ectopic-pregnancy", "patient-view", (*RPL, ECTOPIC_TODAY), **TIMING),
+    S("E8.6c", "fires-on-the-day-of-an-ectopic-pregnancy", "order-sign", (*RPL, ECTOPIC_TODAY), (order_of("progesterone"),),
+      **TIMING),
+    S("E8.6c", "fires-for-active-progesterone-on-the-day-of-an-ectopic-pregnancy", "patient-view",
+      (*RPL, ECTOPIC_TODAY, order_of("progesterone", rid="prog-active", status="active")), **TIMING),
+    S("E8.4", "silent-on-patient-view-on-the-day-of-a-missed-miscarriage", "patient-view",
+      (*RPL, MISSED_TODAY, order_of("heparins", rid="lmwh-active", status="active")), **TIMING),
+    S("E8.4", "fires-on-patient-view-the-day-after-a-missed-miscarriage", "patient-view",
+      (*RPL, condition(SNOMED, "16607004", onset=day(-1)), order_of("heparins", rid="lmwh-active", status="active")),
+      **TIMING),
+    S("E8.4", "fires-on-order-sign-on-the-day-of-a-missed-miscarriage", "order-sign", (*RPL, MISSED_TODAY),
+      (order_of("heparins"),), **TIMING),
+]
+
+# The version-2 change each case of VERSION_2 and EXPLAINED_TOO is about (docs/coverage.md): its row,
+# or the definition it tests.
+V2_DEFINITIONS = {
+    "E8.4/silent-aspirin-for-preeclampsia-prevention": "Order indication",
+    "E8.6a/silent-for-luteal-support-after-ivf": "Order indication",
+    "E5.2/silent-hcg-as-ovulation-trigger-in-ivf": "Order indication",
+    "E8.4/silent-with-who-d68-6-possible-aps": "Possible APS",
+    "E5.1c/silent-on-patient-view-for-levothyroxine-taken": "Treated condition",
+    "E5.1c/silent-repeat-prescription-of-levothyroxine-taken": "Treated condition",
+}
+TAGGED = [replace(s, v2=s.v2 or V2_DEFINITIONS.get(s.id, s.rec_id)) for s in (*EXPLAINED_TOO, *VERSION_2)]
+
+ALL = [*TABLE_SCENARIOS, *LOGIC_SCENARIOS, *TAGGED, *WHOSE_CHART_AND_TIMING]
 SCENARIOS: dict[str, list[Scenario]] = {}
 for _s in ALL:
     SCENARIOS.setdefault(_s.rec_id, []).append(_s)

@@ -35,7 +35,7 @@ def rpl_cds_serve(
             try:
                 if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # a timeout: the worker is still loading the app
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError("rpl-cds serve did not start:\n" + stdout.read_text() + stderr.read_text())

@@ -9,10 +9,7 @@ import hashlib
 import hmac
 import itertools
 import json
-import os
-import shutil
 import socket
-import subprocess
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +28,7 @@ from service.config import ConfigError, load_settings
 from service.replay import MemoryReplayCache
 from tests.builders import hook_request
 from tests.conftest import TODAY, make_settings
+from tests.servers import redis_server
 
 ISS = "https://ehr.example.org"
 JKU = "https://ehr.example.org/.well-known/jwks.json"
@@ -505,58 +503,11 @@ def test_an_unreachable_redis_is_503_not_a_pass(make_app):
     assert r.get_json()["resourceType"] == "OperationOutcome"
 
 
-def _redis_server_binary() -> str:
-    """redis-server from PATH; installed with apt-get when missing (CI runs as root on a fresh machine)."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    problem = "apt-get is not available or this is not root"
-    if shutil.which("apt-get") and os.geteuid() == 0:
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, timeout=600, check=False)
-        done = subprocess.run(["apt-get", "install", "-y", "-qq", "redis-server"], env=env, capture_output=True,
-                              text=True, timeout=900, check=False)
-        found = shutil.which("redis-server") or (os.path.exists("/usr/bin/redis-server") and "/usr/bin/redis-server")
-        problem = (done.stderr or done.stdout)[-2000:]
-    if not found:
-        pytest.fail(f"the replay-cache tests need a real Redis: redis-server is not on PATH and could not be "
-                    f"installed with 'apt-get install -y redis-server':\n{problem}")
-    return found
-
-
 @pytest.fixture(scope="module")
 def redis_url():
     """A real, throw-away Redis server on a free port, for this module's tests."""
-    binary = _redis_server_binary()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    probe = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                if probe.ping():
-                    break
-            except redis.RedisError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"redis-server on port {port} did not answer PING")
-            time.sleep(0.05)
-        yield url
-    finally:
-        probe.close()
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
+    with redis_server() as server:
+        yield server.url
 
 
 def test_two_apps_sharing_redis_refuse_the_second_use_of_a_jti(make_app, redis_url):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import browser, serve_page, serve_wsgi  # noqa: F401 (browser: a fixture)
+from tests.browser import serve_page, serve_wsgi  # the browser fixture: tests/conftest.py
 from tests.builders import hook_request, losses, miscarriage
 from tests.test_auth import auth_settings, close, new_app, token
 

@@ -130,7 +130,7 @@ IMPLEMENTED = {rec_id for spec in RULES for rec_id in spec.ids}
 def test_expected_cards(demo_client, patient):
     for hook in HOOKS:
         cards = _call(demo_client, patient, hook)
-        topics = {rec_id for card in cards for rec_id in builders.carried_ids(card)}
+        topics = {rec_id for card in cards for rec_id in builders.listed_rows(card)}
         assert topics & CHECKED_IDS == patient.expected[hook] & CHECKED_IDS, hook
         assert patient.expected[hook] & IMPLEMENTED <= topics, hook  # rows without a rule yet are not required
 
@@ -149,10 +149,22 @@ def test_the_pregnancy_is_nine_weeks_on_any_day(demo_client):
     assert until in json.dumps(e86b["suggestions"])
 
 
-def test_readme_lists_every_demo_patient():
+def _ids(ids: frozenset[str]) -> str:
+    return ", ".join(sorted(ids, key=list(CATALOGUE).index)) or "–"
+
+
+def readme_row(patient) -> str:
+    """The README's demo-table row of a patient: every card of each hook, as test_expected_cards checks."""
+    pv, select, sign = (patient.expected[hook] for hook in HOOKS)
+    assert select == sign, "the table has one column for both order hooks"
+    return f"| `{patient.id}` | {patient.scenario} | {_ids(pv)} | {_ids(select)} | {patient.notes} |"
+
+
+def test_readme_demo_table_is_what_the_demo_patients_get():
+    """The README's table lists exactly the cards test_expected_cards sees from the service."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for patient in PATIENTS:
-        assert f"| `{patient.id}` |" in readme, patient.id
+        assert readme_row(patient) in readme, f"README demo table, expected row:\n{readme_row(patient)}"
 
 
 # -- the sandbox-like client, offline -------------------------------------------------

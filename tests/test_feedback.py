@@ -68,4 +68,5 @@ def test_unreachable_database_does_not_stop_the_service(tmp_path):
     assert client.get("/readyz").status_code == 503
     r = client.post("/cds-services/rpl-order-sign/feedback", json={"feedback": [ACCEPTED]})
     assert r.status_code == 503 and r.get_json()["resourceType"] == "OperationOutcome"
+    assert r.headers["Retry-After"] == "30"  # when to try again, in seconds (RFC 9110)
     app.extensions["rpl"].close()

@@ -16,11 +16,12 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 import requests
-from tests.builders import carried_ids
+from tests.builders import listed_rows
 from tests.serve import rpl_cds_serve
 
 from cards.rules import RULES
@@ -110,7 +111,7 @@ def session():
 
 
 def _topics(response: dict) -> set[str]:
-    return {rec_id for card in response["cards"] for rec_id in carried_ids(card)}
+    return {rec_id for card in response["cards"] for rec_id in listed_rows(card)}
 
 
 @pytest.mark.parametrize("kind", SERVERS)
@@ -207,3 +208,101 @@ def test_call_without_the_jwt_is_refused_with_a_hint(fhir_servers, cds_service):
     )
     assert done.returncode == 1
     assert "HTTP 401" in done.stderr and "--jwt-key" in done.stderr
+
+
+# -- medications by reference (issue 14, item 8), on the real server ------------------------
+MEDREF = "rpl-medref-known"  # RPL, progesterone active as a MedicationRequest -> Medication
+MEDREF_MISSING = "rpl-medref-missing"  # RPL, an active order whose Medication the server does not have
+MEDREF_CONTAINED = "rpl-medref-contained"  # RPL, progesterone as a Medication contained in the order
+PROGESTERONE = {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "8727", "display": "progesterone"}
+
+
+def _put(server: fhir_server.FhirServer, resource: dict) -> None:
+    url = f"{server.base_url}/{resource['resourceType']}/{resource['id']}"
+    response = requests.put(url, json=resource, headers=server.headers(), timeout=10)
+    assert response.status_code in (200, 201), response.text
+
+
+def _medref_records(server: fhir_server.FhirServer) -> None:
+    for pid, medication in ((MEDREF, f"{MEDREF}-progesterone"), (MEDREF_MISSING, f"{MEDREF_MISSING}-nowhere")):
+        subject = {"reference": f"Patient/{pid}"}
+        _put(server, {"resourceType": "Patient", "id": pid, "gender": "female", "birthDate": "1990-05-01"})
+        _put(server, {
+            "resourceType": "Condition", "id": f"{pid}-rpl", "subject": subject,
+            "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
+            "verificationStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "confirmed"}]},
+            "code": {"coding": [{"system": "http://snomed.info/sct", "code": "102878001"}]},
+        })
+        _put(server, {"resourceType": "MedicationRequest", "id": f"{pid}-rx", "status": "active", "intent": "order",
+                      "subject": subject, "medicationReference": {"reference": f"Medication/{medication}"}})
+    _put(server, {"resourceType": "Medication", "id": f"{MEDREF}-progesterone", "code": {"coding": [PROGESTERONE]}})
+    subject = {"reference": f"Patient/{MEDREF_CONTAINED}"}
+    _put(server, {"resourceType": "Patient", "id": MEDREF_CONTAINED, "gender": "female", "birthDate": "1990-05-01"})
+    _put(server, {"resourceType": "Observation", "id": f"{MEDREF_CONTAINED}-losses", "status": "final", "subject": subject,
+                  "code": {"coding": [{"system": "http://loinc.org", "code": "11614-5"}]}, "effectiveDateTime": "2026-01-10",
+                  "valueQuantity": {"value": 2, "unit": "{#}", "system": "http://unitsofmeasure.org", "code": "{#}"}})
+    _put(server, {"resourceType": "MedicationRequest", "id": f"{MEDREF_CONTAINED}-rx", "status": "active", "intent": "order",
+                  "subject": subject, "contained": [{"resourceType": "Medication", "id": "m", "code": {"coding": [PROGESTERONE]}}],
+                  "medicationReference": {"reference": "#m"}})
+
+
+@pytest.fixture(scope="session")
+def medref_servers(fhir_servers):
+    for server in fhir_servers.values():
+        _medref_records(server)
+    return fhir_servers
+
+
+def _post(session, service_url: str, body: dict, signer: JwtSigner | None) -> dict:
+    url = f"{service_url}/cds-services/rpl-{body['hook']}"
+    headers = signer.headers(url) if signer else {}
+    response = session.post(url, json=body, headers=headers, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+@pytest.mark.version2("Medications by reference")
+@pytest.mark.parametrize("kind", SERVERS)
+@pytest.mark.parametrize("use_prefetch", [True, False], ids=["prefetch-with-include", "fetch"])
+def test_medication_by_reference_with_prefetch_and_fetch(medref_servers, cds_service, session, signer, kind, use_prefetch):
+    server = medref_servers[kind]
+    known = call_hook(session, cds_service, "patient-view", MEDREF, server.base_url, token=server.token,
+                      use_prefetch=use_prefetch, signer=signer)
+    assert known.status == 200, known.response
+    assert "E8.6a" in _topics(known.response)  # the progesterone behind the reference is seen
+    if use_prefetch:  # the sandbox-style prefetch followed the template's _include
+        included = known.request["prefetch"]["medicationRequests"]["entry"]
+        assert {e["resource"]["resourceType"] for e in included} == {"MedicationRequest", "Medication"}
+    missing = call_hook(session, cds_service, "patient-view", MEDREF_MISSING, server.base_url, token=server.token,
+                        use_prefetch=use_prefetch, signer=signer)
+    assert missing.status == 200, missing.response
+    topics = _topics(missing.response)
+    assert "E8.6a" not in topics and not {"E8.5", "E5.6"} & topics  # unknown order: nothing started
+    assert {"D3.2", "D5.1a"} <= topics
+    contained = call_hook(session, cds_service, "patient-view", MEDREF_CONTAINED, server.base_url, token=server.token,
+                          use_prefetch=use_prefetch, signer=signer)
+    assert contained.status == 200 and "E8.6a" in _topics(contained.response)
+
+
+@pytest.mark.version2("Medications by reference")
+def test_medication_read_by_reference_when_the_ehr_ignores_include(medref_servers, cds_service, session, signer):
+    """An EHR whose prefetch leaves out the _include'd Medications: the service reads it from the server."""
+    server = medref_servers["token"]
+    first = call_hook(session, cds_service, "patient-view", MEDREF, server.base_url, token=server.token, signer=signer)
+    body = first.request
+    for value in body["prefetch"].values():
+        if isinstance(value, dict) and value.get("resourceType") == "Bundle":
+            value["entry"] = [e for e in value.get("entry", []) if e["resource"]["resourceType"] != "Medication"]
+    body["hookInstance"] = str(uuid.uuid4())
+    assert "E8.6a" in _topics(_post(session, cds_service, body, signer))
+
+
+@pytest.mark.version2("Medications by reference")
+def test_draft_medication_by_reference_on_order_sign(medref_servers, cds_service, session, signer):
+    server = medref_servers["open"]
+    draft = {"resourceType": "MedicationRequest", "status": "draft", "intent": "order",
+             "medicationReference": {"reference": f"Medication/{MEDREF}-progesterone"}}
+    result = call_hook(session, cds_service, "order-sign", "rpl-demo-unexplained", server.base_url, use_prefetch=False,
+                       drafts={"resourceType": "Bundle", "type": "collection", "entry": [{"resource": draft}]},
+                       signer=signer)
+    assert result.status == 200 and "E8.6a" in _topics(result.response)

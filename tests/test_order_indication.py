@@ -10,6 +10,7 @@ import pytest
 from tests.builders import ICD10, SNOMED, carried_ids, condition, hook_request, losses
 from tests.scenarios import order_of
 
+pytestmark = pytest.mark.version2("Order indication")  # listed in docs/coverage.md
 
 def cards(cds, hook, *resources, drafts=()):
     return {rec_id: c for c in cds.cards(hook, hook_request(hook, *resources, drafts=drafts)) for rec_id in reversed(carried_ids(c))}

@@ -4,8 +4,12 @@ offers the override reason "APS / persistent aPL"."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.builders import ATC, ICD10, SNOMED, carried_ids, condition, hook_request, losses, medication_request
 from tests.scenarios import order_of, pregnancy
+
+pytestmark = pytest.mark.version2("Possible APS")  # listed in docs/coverage.md
 
 D68_6 = condition(ICD10, "D68.6", display="Other thrombophilia")
 NADROPARIN = medication_request(ATC, "B01AB06", rid="nadroparin", display="nadroparine")

@@ -25,8 +25,6 @@ def create_app(
     new_uuid: Callable[[], str] = lambda: str(uuid.uuid4()),
 ) -> Flask:
     """Application factory: settings from the environment unless given (tests)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from flask import Flask
     from flask_cors import CORS
 

@@ -142,19 +142,19 @@ def build_parser() -> argparse.ArgumentParser:
                           "else ~/.config/rpl-cds)")
     key.add_argument("--iss", metavar="ISS", default="rpl-cds-tester", help="iss the key signs as")
 
-    report = commands.add_parser(
+    report = command(
         "report",
-        help="governance report from the feedback database: per recommendation and week, cards shown, silent, "
-             "accepted, overridden (by reason), without feedback",
+        "governance report from the feedback database: per recommendation and week, cards shown, silent, "
+        "accepted, overridden (by reason), without feedback",
     )
     report.add_argument("--since", type=_iso_date, required=True, help="first day (YYYY-MM-DD, UTC) of cards counted")
     report.add_argument("--until", type=_iso_date, help="day after the last one counted (default: now)")
-    report.add_argument("--format", choices=("markdown", "csv", "html"), default="markdown")
+    report.add_argument("--format", choices=("markdown", "csv", "html"), default="markdown", help="output format")
     report.add_argument("--output", metavar="FILE", type=Path, help="write to this file instead of standard output")
     report.add_argument("--database-url", metavar="URL",
                         help="SQLAlchemy URL of the feedback database (default: RPL_DATABASE_URL or the service's default)")
 
-    purge = commands.add_parser("purge", help="delete issued-card and feedback rows older than N days (retention)")
+    purge = command("purge", "delete issued-card and feedback rows older than N days (retention)")
     purge.add_argument("--older-than-days", type=int, metavar="N",
                        help="default: RPL_RETENTION_DAYS (required when that is unset or 0)")
     purge.add_argument("--database-url", metavar="URL", help="as for report")

@@ -1,8 +1,8 @@
 """What the suite needs beyond the Python packages, checked once when the session starts.
 
 README, "Test prerequisites": a PostgreSQL server (initdb/postgres), redis-server, Chromium
-for the browser tests, and sekmet-fhir (installed by the tests themselves from PyPI into a
-cached virtual environment, see tests/fhir_server.py). `.ci/run` installs the first three
+for the browser tests, nginx and kubectl for the deployment tests, and sekmet-fhir (installed by the tests themselves from PyPI into a
+cached virtual environment, see tests/fhir_server.py). `.ci/run` installs the others
 with apt-get on a clean machine; as root with apt-get the tests that need one install it
 themselves when it is missing.
 
@@ -11,9 +11,11 @@ says what is missing and how to install it, and the tests that need it are skipp
 reason; under CI (CI=true) or with RPL_CDS_TEST_REQUIRE_ALL=1 the run stops with the message
 instead, so that a missing prerequisite never passes as skipped tests.
 
-A test needs a prerequisite when it uses one of its fixtures (below) or carries the marker
-(``@pytest.mark.postgresql``, ``redis``, ``browser``); a fixture whose name contains
-"browser" or "chromium" counts as the browser.
+A test needs a prerequisite when it uses one of its fixtures (below), carries the marker
+(``@pytest.mark.postgresql``, ``redis``, ``browser``, ``nginx``, ``kubectl``), has the
+marker's name as a parameter (``params=["sqlite", "postgresql"]``) or is in a test file
+listed for it; a fixture whose name contains "browser" or "chromium" counts as
+the browser.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class Prerequisite:
     fixtures: tuple[str, ...]
     found: Callable[[], bool]
     install: str
+    modules: tuple[str, ...] = ()  # test files all of whose tests need it
 
 
 def _postgresql() -> bool:
@@ -46,11 +49,16 @@ def _chromium() -> bool:
 
 PREREQUISITES = (
     Prerequisite("PostgreSQL server", "postgresql", ("postgres_url",), _postgresql,
-                 "sudo apt-get install postgresql   (or any PostgreSQL with initdb and postgres on PATH)"),
-    Prerequisite("Redis server", "redis", ("redis_url",), lambda: bool(shutil.which("redis-server")),
-                 "sudo apt-get install redis-server   (or redis-server on PATH)"),
+                 "sudo apt-get install postgresql   (or any PostgreSQL with initdb and postgres on PATH)",
+                 ("test_multi_instance.py",)),
+    Prerequisite("Redis server", "redis", ("redis_url", "shared_redis_url"), lambda: bool(shutil.which("redis-server")),
+                 "sudo apt-get install redis-server   (or redis-server on PATH)", ("test_multi_instance.py",)),
     Prerequisite("Chromium", "browser", (), _chromium,
                  "sudo apt-get install chromium   (or chromium on PATH)"),
+    Prerequisite("nginx", "nginx", (), lambda: bool(shutil.which("nginx") or os.path.exists("/usr/sbin/nginx")),
+                 "sudo apt-get install nginx   (or nginx on PATH)", ("test_multi_instance.py",)),
+    Prerequisite("kubectl", "kubectl", (), lambda: bool(shutil.which("kubectl")),
+                 "sudo apt-get install kubectl   (or kubectl on PATH)", ("test_kubernetes.py",)),
 )
 
 
@@ -63,7 +71,10 @@ def can_install_itself() -> bool:
 
 
 def needs(item: pytest.Item, prerequisite: Prerequisite) -> bool:
-    if item.get_closest_marker(prerequisite.marker):
+    if item.get_closest_marker(prerequisite.marker) or item.path.name in prerequisite.modules:
+        return True
+    callspec = getattr(item, "callspec", None)  # e.g. params=["sqlite", "postgresql"] + getfixturevalue
+    if callspec is not None and prerequisite.marker in [v for v in callspec.params.values() if isinstance(v, str)]:
         return True
     names = getattr(item, "fixturenames", ())
     if prerequisite.marker == "browser":

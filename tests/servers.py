@@ -178,6 +178,10 @@ http {{
     uwsgi_temp_path {home}/uwsgi;
     scgi_temp_path {home}/scgi;
     client_max_body_size 5m;
+    # One connection per call: Balancer.route reloads nginx to change its upstreams, and a
+    # reload closes idle keep-alive connections, on which a client may be sending right then
+    # (ingress-nginx changes a Service's endpoints without a reload; this is the test's own).
+    keepalive_timeout 0;
     upstream rpl_cds {{
 {servers}
     }}

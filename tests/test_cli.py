@@ -21,7 +21,7 @@ from service.terminal import print_cards
 ROOT = Path(__file__).parent.parent
 FHIR = "http://fhir.test/fhir"
 DISCOVERY = {"services": [{"id": "rpl-patient-view", "hook": "patient-view", "prefetch": {}}]}
-SUBCOMMANDS = ("serve", "demo", "load-demo", "call", "tester-key")
+SUBCOMMANDS = tuple(next(a for a in build_parser()._actions if a.dest == "command").choices)
 
 
 def test_version(capsys):
@@ -29,6 +29,10 @@ def test_version(capsys):
         main(["--version"])
     assert done.value.code == 0
     assert capsys.readouterr().out == f"rpl-cds {version('rpl-cds')}\n"
+
+
+def test_the_subcommands_are_all_checked():
+    assert {"serve", "demo", "load-demo", "call", "tester-key"} <= set(SUBCOMMANDS)
 
 
 @pytest.mark.parametrize("command", SUBCOMMANDS)

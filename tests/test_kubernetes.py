@@ -349,8 +349,10 @@ def test_ingress_terminates_tls_and_accepts_the_largest_request(overlay):
     assert settings_map["data"]["RPL_PUBLIC_BASE_URL"] == f"https://{host}"  # the JWT audience is what the EHR calls
     size = ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
     assert _quantity(size.replace("m", "Mi")) >= Settings.model_fields["max_body_bytes"].default
-    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
-    assert backend == {"name": one(overlay, "Service")["metadata"]["name"], "port": {"name": "http"}}
+    (path,) = ingress["spec"]["rules"][0]["http"]["paths"]
+    assert path["backend"]["service"] == {"name": one(overlay, "Service")["metadata"]["name"], "port": {"name": "http"}}
+    # Only the CDS Hooks endpoints are public: /metrics has no credential, /admin/ is internal.
+    assert (path["path"], path["pathType"]) == ("/cds-services", "Prefix")
 
 
 def test_readme_deploy_commands_name_real_folders():

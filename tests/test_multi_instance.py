@@ -185,6 +185,53 @@ def test_feedback_through_both_instances_is_stored_once_each(pair, postgres_url)
     assert stored_feedback(postgres_url, cards) == {card: 1 for card in cards}  # none lost, none doubled
 
 
+# -- one governance record ---------------------------------------------------------------------------------
+def test_the_cards_issued_by_both_instances_are_in_one_report(tmp_path, postgres_url, shared_redis_url):
+    """The cards each instance issued (and the feedback on them) are recorded in the shared
+    database, so `rpl-cds report` counts all of them, whichever instance answered."""
+    import csv
+    import subprocess
+    from datetime import datetime, timedelta, timezone
+
+    import sqlalchemy as sa
+
+    from tests.servers import CLI
+
+    database = f"rpl_report_{uuid.uuid4().hex[:8]}"  # its own database: only this test's cards
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'CREATE DATABASE "{database}"'))
+    finally:
+        admin.dispose()
+    database_url = postgres_url.rsplit("/", 1)[0] + "/" + database
+    since = datetime.now(timezone.utc).date() - timedelta(days=1)  # the database holds only this test's cards
+    with running_pair(tmp_path, database_url, shared_redis_url) as pair:
+        d3_2_cards = []
+        for _ in range(6):
+            body = hook_body()
+            response = requests.post(pair.balancer + HOOK, json=body, headers=pair.headers(HOOK), timeout=TIMEOUT)
+            assert response.status_code == 200
+            d3_2_cards += [card["uuid"] for card in response.json()["cards"] if card["source"]["topic"]["code"] == "D3.2"]
+        assert len(d3_2_cards) == 6
+        # An override of one card through each instance.
+        for instance, card in ((pair.a, d3_2_cards[0]), (pair.b, d3_2_cards[1])):
+            response = requests.post(instance.url + FEEDBACK, json=feedback_body(card), headers=pair.headers(FEEDBACK),
+                                     timeout=TIMEOUT)
+            assert response.status_code == 200, response.text
+        served = {name for name, i in (("a", pair.a), ("b", pair.b))
+                  for r in audit_records(i) if r.get("service") == "rpl-patient-view" and r.get("status") == 200}
+        assert served == {"a", "b"}, "both instances issued cards"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RPL_")}
+    done = subprocess.run([str(CLI), "report", "--since", since.isoformat(), "--format", "csv", "--database-url",
+                           database_url], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    rows = [row for row in csv.DictReader(done.stdout.splitlines()) if row["recommendation"] == "D3.2"]
+    assert sum(int(row["shown"]) for row in rows) == 6
+    assert sum(int(row["overridden"]) for row in rows) == 2
+    assert sum(int(row["no_feedback"]) for row in rows) == 4
+
+
 # -- one instance dies, or is replaced -------------------------------------------------------------------
 @dataclass
 class Call:
@@ -296,7 +343,8 @@ def test_a_rolling_update_drops_no_call(tmp_path, postgres_url, shared_redis_url
             new.stop()
 
     calls = load.calls
-    assert [c for c in calls if c.status != 200] == []
+    failed = [c for c in calls if c.status != 200]
+    assert failed == [], f"{failed}\nnginx:\n{(pair.nginx.home / 'error.log').read_text()[-3000:]}"
     assert {c.kind for c in calls if c.phase == 3} == {"discovery", "hook", "feedback"}
     assert audit_records(new), "the new instance answered calls"
     acknowledged = [c.card for c in calls if c.kind == "feedback"]

@@ -36,6 +36,13 @@ def test_marked_for_redis():
 
 def test_needs_nothing():
     pass
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store(request):
+    return request.param
+
+def test_parametrized_over_stores(store):
+    pass
 '''
 
 
@@ -54,9 +61,9 @@ def test_missing_prerequisites_give_one_message_and_skips(tmp_path):
     done = _run(tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("Missing test prerequisites") == 1
-    assert "Redis server, needed by 2 tests: sudo apt-get install redis-server" in done.stdout
+    assert "Redis server, needed by 3 tests: sudo apt-get install redis-server" in done.stdout
     assert "Chromium, needed by 1 tests: sudo apt-get install chromium" in done.stdout
-    assert "1 passed, 3 skipped" in done.stdout
+    assert "2 passed, 4 skipped" in done.stdout  # the sqlite variant runs
 
 
 def test_under_ci_missing_prerequisites_stop_the_run(tmp_path):
@@ -76,4 +83,4 @@ def test_with_the_prerequisites_there_is_no_message(tmp_path):
     done = _run(tmp_path, PATH=str(tmp_path / "tools"))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Missing test prerequisites" not in done.stdout
-    assert "4 passed" in done.stdout
+    assert "6 passed" in done.stdout

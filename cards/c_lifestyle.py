@@ -14,11 +14,13 @@ from datetime import timedelta
 
 from fhir_mappings.facts import PatientFacts
 
-from .common import loss_fact, when
+from .common import lab_value, loss_fact, when
 from .i18n import Text, _
 from .model import CardDraft, Indicator, RuleContext
 
 IDS = ("C", "C1.1", "C1.2", "C1.3", "C2.1", "C2.2", "C2.3", "C2.4", "C2.5", "C2.6")
+# The card also carries the partner's lifestyle of D7 and E7 (its last line starts with them).
+CARRIED = (*IDS, "D7", "E7")
 HEALTHY_BMI = (18.5, 25.0)
 LOW_RISK_AGE = (20, 35)
 HIGH_RISK_AGE = 40
@@ -67,12 +69,13 @@ def c_lifestyle(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
     if smoker is not None:
         personal.append(Text(_("C2.1 She smokes: advise her and her partner firmly to stop, and offer support to quit.")))
         fact_lines.append(Text(_("Smoking status: %(status)s on %(date)s (%(source)s)"), {
-            "status": smoker.value or "-", "date": when(smoker.date), "source": smoker.source}))
+            # The record's display (a SNOMED CT term in English) is not shown: the rule knows what it means.
+            "status": Text(_("current smoker")), "date": when(smoker.date), "source": smoker.source}))
     bmi = _recent(facts, facts.bmi)
     if bmi is not None and bmi.value is not None and not (HEALTHY_BMI[0] <= bmi.value <= HEALTHY_BMI[1]):
-        personal.append(Text(_("C2.2 BMI %(bmi)s is outside 18.5-25: discuss reaching a healthy weight."), {"bmi": f"{bmi.value:g}"}))
+        personal.append(Text(_("C2.2 BMI %(bmi)s is outside 18.5-25: discuss reaching a healthy weight."), {"bmi": float(bmi.value)}))
         fact_lines.append(Text(_("BMI: %(value)s on %(date)s (%(source)s)"), {
-            "value": bmi.display_value(), "date": when(bmi.date), "source": bmi.source}))
+            "value": lab_value(bmi), "date": when(bmi.date), "source": bmi.source}))
     age = facts.age_years
     if age is not None:
         fact_lines.append(Text(_("Age: %(age)s years"), {"age": age}))
@@ -87,5 +90,8 @@ def c_lifestyle(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
         indicator=Indicator.INFO,
         summary=summary,
         facts=tuple(fact_lines),
-        advice=(*personal, *(Text(p) for p in POINTS)),
+        advice=tuple(Text(p) for p in POINTS),
+        personal=tuple(personal),
+        short=Text(_("stop smoking")) if smoker is not None else Text(_("healthy behaviour")),
+        carried_ids=CARRIED,
     )

@@ -27,7 +27,36 @@ NVOG_2022 = Source(
 )
 FREYA_2016 = Source("Freya 2016 Herhaalde miskraam", "https://www.freya.nl/")  # seed 001
 AZ_TURNHOUT_2024 = Source("AZ Turnhout 2024 Miskraam", "https://www.azturnhout.be/")  # seed 000
-FLOURIA_2025 = Source("Flouria 2025 Omgaan met een miskraam")  # seed 002 names no address
+# Seed 002 names no address; the same article found online (search, 2026-12-02).
+FLOURIA_2025 = Source(
+    "Flouria 2025 Omgaan met een miskraam",
+    "https://flouria.health/nl/blog/coping-with-miscarriage-emotional-health-stigma-and-finding-support",
+)
+
+# The module's own page in the Richtlijnendatabase, where one was found and read (search,
+# 2026-12-02: each page's recommendation text matches the row). Rows without one link
+# to the guideline's start page and name their module in the source label.
+_RDB = "https://richtlijnendatabase.nl/richtlijn/adaptatietraject_internationale_richtlijn_herhaalde_miskraam/"
+_WORKUP = _RDB + "onderzoek_bij_koppels_met_herhaalde_miskramen/"
+_TREATMENT = _RDB + "prognose_en_behandeling_bij_koppels_met_herhaalde_miskramen/"
+MODULE_PAGES: dict[str, str] = {
+    # "Trombofilie screening": hereditary thrombophilia and antiphospholipid antibodies (LAC, aCL, anti-beta2GPI)
+    "D3.1": _WORKUP + "trombofilie_screening.html",
+    "D3.2": _WORKUP + "trombofilie_screening.html",
+    # "Schildklierafwijkingen": TSH before conception, TPO antibodies not standard, free T4 when TSH abnormal
+    "D5.1a": _WORKUP + "metabole_en_endocriene_factoren/schildklierafwijkingen.html",
+    "D5.1b": _WORKUP + "metabole_en_endocriene_factoren/schildklierafwijkingen.html",
+    "D5.1c": _WORKUP + "metabole_en_endocriene_factoren/schildklierafwijkingen.html",
+    "D5.9": _WORKUP + "metabole_en_endocriene_factoren/hyperhomocyste_nemie_hhcy.html",
+    # "Schildklieraandoeningen": overt / subclinical hypothyroidism, euthyroid with TPO antibodies
+    "E5.1a": _TREATMENT + "behandeling_van_herhaalde_miskramen_met_metabole_of_endocriene_afwijkingen/schildklieraandoeningen.html",
+    "E5.1b": _TREATMENT + "behandeling_van_herhaalde_miskramen_met_metabole_of_endocriene_afwijkingen/schildklieraandoeningen.html",
+    "E5.1c": _TREATMENT + "behandeling_van_herhaalde_miskramen_met_metabole_of_endocriene_afwijkingen/schildklieraandoeningen.html",
+    # "Progesteron": no progesterone to prevent miscarriage; 2 dd 400 mg vaginally after 3+ losses with bleeding; never start when ...
+    "E8.6a": _TREATMENT + "behandeling_van_onbegrepen_herhaalde_miskramen/progesteron.html",
+    "E8.6b": _TREATMENT + "behandeling_van_onbegrepen_herhaalde_miskramen/progesteron.html",
+    "E8.6c": _TREATMENT + "behandeling_van_onbegrepen_herhaalde_miskramen/progesteron.html",
+}
 
 
 @dataclass(frozen=True)
@@ -40,6 +69,18 @@ class Recommendation:
     @property
     def title_text(self) -> Text:
         return Text(self.title)
+
+    @property
+    def url(self) -> str | None:
+        """The module's own page where one is known, else the source's page."""
+        return MODULE_PAGES.get(self.id, self.source.url)
+
+    @property
+    def source_label(self) -> str:
+        """The source, with the module number for a guideline row ("..., module E8.6")."""
+        if self.source is NVOG_2022:
+            return f"{self.source.label}, module {self.module.removeprefix('NVOG 2022 ').replace(' ', '')}"
+        return self.source.label
 
 
 def _nvog(part: str, module: str) -> str:
@@ -58,7 +99,9 @@ _ROWS = (
     Recommendation("C2.4", _("Physical activity"), _nvog("C", "2.4")),
     Recommendation("C2.5", _("Alcohol"), _nvog("C", "2.5")),
     Recommendation("C2.6", _("Drugs"), _nvog("C", "2.6")),
-    # D - investigations
+    # D - investigations; "D" is the merged card of several D rows (work-up suggestions on
+    # patient-view, discouraged tests on order-sign), catalogue "How many cards, in which order".
+    Recommendation("D", _("Investigations after recurrent pregnancy loss"), _nvog("D", "1-7")),
     Recommendation("D1", _("History-based work-up and prognosis"), _nvog("D", "1")),
     Recommendation("D2.1", _("Genetic analysis of pregnancy tissue not routinely"), _nvog("D", "2.1")),
     Recommendation("D2.2", _("Parental karyotyping not routinely"), _nvog("D", "2.2")),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from fhir_mappings.facts import LabResult, LossCountSource, OrderFact, PatientFacts
+from fhir_mappings.facts import Interpretation, LabResult, LossCountSource, OrderFact, PatientFacts
 
-from .i18n import Text, _
+from .i18n import Quantity, Text, _
 from .model import Action, Hook, OverrideReason, RuleContext, Suggestion
 
 ACTIVE_ON_RECORD = frozenset({"active"})
@@ -69,8 +69,31 @@ def indication_overrides(*indications: str) -> tuple[OverrideReason, ...]:
     return tuple(INDICATION_OVERRIDES[name] for name in indications)
 
 
-def when(day) -> str:
-    return day.isoformat() if day else "?"
+def when(day):
+    """A date for a Text parameter: formatted for the card language at render time (12-11-2026)."""
+    return day if day else "?"
+
+
+# Lab interpretations in words of the card language (never the English code value in a Dutch card).
+INTERPRETATION_TEXTS = {
+    Interpretation.HIGH: _("high"),
+    Interpretation.LOW: _("low"),
+    Interpretation.NORMAL: _("normal"),
+    Interpretation.POSITIVE: _("positive"),
+    Interpretation.NEGATIVE: _("negative"),
+    Interpretation.ABNORMAL: _("abnormal"),
+}
+
+
+def lab_value(result: LabResult):
+    """The result as the card shows it: a number with its unit (Babel-formatted), else the
+    lab's interpretation in words, else the text the lab recorded."""
+    if result.value is not None:
+        unit = result.unit if result.unit_known else (result.original_unit or "")
+        return Quantity(result.value, unit or "", result.comparator or "")
+    if result.interpretation is not None:
+        return Text(INTERPRETATION_TEXTS[result.interpretation])
+    return result.text or "?"
 
 
 def loss_fact(facts: PatientFacts) -> Text:
@@ -91,13 +114,16 @@ def loss_fact(facts: PatientFacts) -> Text:
 def lab_fact(label: str, result: LabResult) -> Text:
     return Text(
         _("%(test)s: %(value)s on %(date)s (%(source)s)"),
-        {"test": Text(label), "value": result.display_value(), "date": when(result.date), "source": result.source},
+        {"test": Text(label), "value": lab_value(result), "date": when(result.date), "source": result.source},
     )
 
 
 def order_fact(order: OrderFact) -> Text:
     if order.draft:
         line = Text(_("Draft order: %(order)s (%(ref)s)"), {"order": order.display, "ref": order.reference})
+    elif order.reference.startswith("MedicationStatement/"):
+        # A MedicationStatement says what she takes, not what was ordered.
+        line = Text(_("Takes: %(order)s (%(ref)s)"), {"order": order.display, "ref": order.reference})
     else:
         line = Text(_("Active order: %(order)s (%(ref)s)"), {"order": order.display, "ref": order.reference})
     if order.recognised_by_name:  # the clinician should know why: the code is one the service does not know

@@ -100,7 +100,7 @@ def d3_2(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
         actions = tuple(
             Action(
                 "create",
-                Text(_("Repeat %(test)s from %(date)s"), {"test": Text(TEST_NAMES[r.test]), "date": repeat_from(r).isoformat()}),
+                Text(_("Repeat %(test)s from %(date)s"), {"test": Text(TEST_NAMES[r.test]), "date": repeat_from(r)}),
                 resource={
                     **ctx.orders.service_request(r.test, Text(TEST_NAMES[r.test])),
                     "occurrencePeriod": {"start": repeat_from(r).isoformat()},
@@ -111,7 +111,7 @@ def d3_2(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
         suggestions.append(Suggestion(Text(_("Order the repeat antiphospholipid tests")), actions, recommended=True))
         lines += [
             Text(_("Positive, not repeated 12 weeks or more later: %(result)s; repeat from %(date)s"),
-                 {"result": lab_fact(TEST_NAMES[r.test], r), "date": repeat_from(r).isoformat()})
+                 {"result": lab_fact(TEST_NAMES[r.test], r), "date": repeat_from(r)})
             for r in repeats
         ]
         advice.append(Text(_("Repeat a positive antiphospholipid antibody test after at least 12 weeks: antiphospholipid syndrome needs persistently positive tests.")))

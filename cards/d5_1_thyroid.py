@@ -36,6 +36,11 @@ def d5_1a(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
     lines = [loss_fact(facts)]
     if previous is not None:
         lines.append(lab_fact(TSH, previous))
+    # With a TSH of the last 12 months in a unit the service cannot read, say so rather than
+    # "no TSH": the card asks for a TSH in a usable unit, not for a first one.
+    if unusable:
+        lines.append(Text(_("No TSH in a known unit in the last 12 months")))
+    elif previous is not None:
         lines.append(Text(_("No TSH in the last 12 months")))
     else:
         lines.append(Text(_("No TSH result on record")))
@@ -103,7 +108,7 @@ def d5_1c(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
         return
     if facts.has_order("free-t4") is not None:
         return
-    order = ctx.orders.service_request("free-t4", Text(FT4))
+    order = ctx.orders.service_request("free-t4", Text(FT4), reason_references=(current_tsh(facts).source,))
     yield CardDraft(
         rec_id="D5.1c",
         indicator=Indicator.INFO,
@@ -117,7 +122,7 @@ def d5_1c(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
 def _range_fact(result) -> Text:
     if result.reference_low is not None or result.reference_high is not None:
         return Text(_("Reference range of the lab: %(low)s-%(high)s %(unit)s"), {
-            "low": f"{result.reference_low:g}" if result.reference_low is not None else "",
-            "high": f"{result.reference_high:g}" if result.reference_high is not None else "",
+            "low": float(result.reference_low) if result.reference_low is not None else "",
+            "high": float(result.reference_high) if result.reference_high is not None else "",
             "unit": result.unit})
     return Text(_("No reference range from the lab: 0.4-4.0 mIU/L used"))

@@ -34,7 +34,8 @@ def e2(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
         evidence.append(Text(_("Chromosomal rearrangement on record (%(source)s)"), {"source": carrier.source}))
     if not evidence:
         return
-    order = ctx.orders.service_request("genetic-counselling", Text(COUNSELLING))
+    sources = tuple(str(line.params["source"]) for line in evidence)
+    order = ctx.orders.service_request("genetic-counselling", Text(COUNSELLING), reason_references=sources)
     yield CardDraft(
         rec_id="E2",
         indicator=Indicator.INFO,

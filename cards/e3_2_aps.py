@@ -8,7 +8,8 @@ antiphospholipid antibodies.
 When: (APS criteria met and >= 3 losses) or (persistent aPL and >= 2 losses).
 Then: suggest aspirin when not ordered; when pregnant, also suggest LMWH when
 not ordered. The LMWH dose is left to the prescriber ("prophylactic dose"):
-the catalogue names no product dose.
+the catalogue names no product dose. Products, codes and doses per region
+come from the order templates low-dose-aspirin and lmwh-prophylactic.
 """
 
 from __future__ import annotations
@@ -21,10 +22,7 @@ from .common import lab_fact, loss_fact
 from .d3_2_apl_screening import TEST_NAMES
 from .i18n import Text, _
 from .model import Action, CardDraft, Indicator, RuleContext, Suggestion
-from .orders import Dose
-
-ASPIRIN = _("Acetylsalicylic acid (aspirin) 81 mg oral")
-LMWH = _("Low-molecular-weight heparin, prophylactic dose")
+from .orders import order_description
 
 
 def indicated(facts: PatientFacts) -> bool:
@@ -37,18 +35,17 @@ def e3_2(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
     pregnant = facts.pregnancy.ongoing
     suggestions = []
     if facts.has_order("low-dose-aspirin") is None:
-        dose = Dose(text=Text(_("81 mg once daily by mouth; may start before conception")), mg=81, times_per_day=1, route="oral")
+        order = ctx.orders.medication_order("low-dose-aspirin")
         suggestions.append(Suggestion(
             Text(_("Prescribe low-dose aspirin")),
-            (Action("create", dose.text, resource=ctx.orders.medication_request("low-dose-aspirin", Text(ASPIRIN), dose)),),
+            (Action("create", order_description(order), resource=order.resource),),
             recommended=True,
         ))
     if pregnant and facts.has_order("heparins") is None:
-        dose = Dose(text=Text(_("Prophylactic dose once daily subcutaneously, from the positive pregnancy test")), mg=None,
-                    times_per_day=1, route="subcutaneous")
+        order = ctx.orders.medication_order("lmwh-prophylactic")
         suggestions.append(Suggestion(
-            Text(_("Prescribe prophylactic low-molecular-weight heparin")),
-            (Action("create", dose.text, resource=ctx.orders.medication_request("heparins", Text(LMWH), dose)),),
+            Text(_("Prescribe prophylactic low-molecular-weight heparin (LMWH)")),
+            (Action("create", order_description(order), resource=order.resource),),
             recommended=True,
         ))
     if not suggestions:

@@ -34,19 +34,17 @@ from .common import lab_fact, loss_fact, order_fact, orders_to_check, override, 
 from .d5_1_thyroid import FT4, TSH, TSH_SCREENING_VALID, current_tsh, paired_ft4
 from .i18n import Text, _
 from .model import Action, CardDraft, Hook, Indicator, RuleContext, Suggestion
-from .orders import Dose
+from .orders import order_description
 
 LEVOTHYROXINE_CLASS = "levothyroxine"
 
-LEVOTHYROXINE = _("Levothyroxine")
 SUBCLINICAL_TREAT_ABOVE = 10.0  # mIU/L
 SUBCLINICAL_CONSIDER_ABOVE = 4.0  # mIU/L
 
 
 def _prescribe(ctx: RuleContext) -> Suggestion:
-    dose = Dose(text=Text(_("Dose by body weight and TSH, once daily by mouth")), mg=None, times_per_day=1, route="oral")
-    order = ctx.orders.medication_request("levothyroxine", Text(LEVOTHYROXINE), dose)
-    return Suggestion(Text(_("Prescribe levothyroxine")), (Action("create", dose.text, resource=order),), recommended=True)
+    order = ctx.orders.medication_order("levothyroxine")
+    return Suggestion(Text(_("Prescribe levothyroxine")), (Action("create", order_description(order), resource=order.resource),), recommended=True)
 
 
 def _lab_facts(facts: PatientFacts) -> list[Text]:

@@ -53,7 +53,7 @@ from .common import (
 )
 from .i18n import Text, _
 from .model import Action, CardDraft, Hook, Indicator, RuleContext, Suggestion
-from .orders import Dose
+from .orders import order_description
 
 PROGESTERONE = "progesterone"
 MIN_LOSSES = 3
@@ -170,14 +170,9 @@ ENDORSED_DAILY_MG = 800  # 400 mg twice daily
 
 def _endorsed_order(facts: PatientFacts, ctx: RuleContext) -> tuple[dict, Text]:
     ga_days = facts.pregnancy.gestational_age_days
-    until = facts.today + timedelta(days=CONTINUE_UNTIL_DAYS - ga_days)
-    dose_text = Text(_("400 mg vaginally twice daily until 16 weeks of pregnancy (%(until)s)"), {"until": until.isoformat()})
-    order = ctx.orders.medication_request(
-        PROGESTERONE,
-        Text(_("Progesterone 400 mg vaginal")),
-        Dose(text=dose_text, mg=400, times_per_day=2, route="vaginal", until=until),
-    )
-    return order, dose_text
+    until = facts.today + timedelta(days=CONTINUE_UNTIL_DAYS - ga_days)  # the day she reaches 16 weeks
+    order = ctx.orders.medication_order("progesterone-vaginal", until=until)
+    return order.resource, order_description(order)
 
 
 def _as_endorsed(order: OrderFact) -> bool:
@@ -232,7 +227,9 @@ def e8_6b(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
         if not drafts_to_replace:
             return
         suggestions = _replace_all(drafts_to_replace, order, dose_text)
-        facts_used = (*(order_fact(o) for o in drafts_to_replace), *_pregnancy_facts(facts))
+        facts_used = (*(order_fact(o) for o in drafts_to_replace),
+                      Text(_("The draft's dose or route differs from the endorsed 400 mg vaginally twice daily")),
+                      *_pregnancy_facts(facts))
     yield CardDraft(
         rec_id="E8.6b",
         indicator=Indicator.INFO,

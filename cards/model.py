@@ -71,14 +71,32 @@ class CardDraft:
     selection_behavior: str = "any"
     override_reasons: tuple[OverrideReason, ...] = ()
     links: tuple[Link, ...] = ()
+    personal: tuple[Text, ...] = ()  # recommendation lines about this patient: shown first, also in a merged card
+    short: Text | None = None  # a few words for the summary of a card that carries this one
+    carried_ids: tuple[str, ...] = ()  # catalogue rows the card carries, its own first; empty: only rec_id
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        """Every catalogue ID the card carries (feedback on the card counts for each)."""
+        return self.carried_ids or (self.rec_id,)
+
+
+@dataclass(frozen=True)
+class DepartmentSettings:
+    """What a deployment sets for its rules: its country, its own protocol texts."""
+
+    region: str = "nl"  # nl | be | us: the support organisations linked (S1)
+    # S4: the department's own management text for a missed miscarriage, one Text per line
+    missed_miscarriage_protocol: tuple[Any, ...] | None = None
 
 
 @dataclass(frozen=True)
 class RuleContext:
-    """What a rule may know besides the facts: the hook and how to build orders."""
+    """What a rule may know besides the facts: the hook, how to build orders, the department's settings."""
 
     hook: Hook
     orders: Any  # cards.orders.OrderBuilder
+    department: DepartmentSettings = DepartmentSettings()
 
 
 Rule = Callable[[PatientFacts, RuleContext], Iterable[CardDraft]]

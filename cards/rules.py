@@ -24,6 +24,7 @@ from .e3_2_aps import e3_2
 from .e5_1_thyroid_treatment import e5_1, e5_1c
 from .e6_3_cervix import e6_3
 from .e8_6_progesterone import e8_6_orders, e8_6b
+from .merge import merge, order_key
 from .model import INDICATOR_RANK, CardDraft, Hook, Rule, RuleContext
 from .supplements import e5_6, folic_acid
 from .supportive_care import s1, s2, s4
@@ -63,8 +64,10 @@ RULES: tuple[RuleSpec, ...] = (
 )
 
 
-def evaluate(facts: PatientFacts, ctx: RuleContext, rules: Iterable[RuleSpec] = RULES) -> list[CardDraft]:
-    """All cards for this hook: at most one per catalogue ID, most urgent first."""
+def evaluate(facts: PatientFacts, ctx: RuleContext, rules: Iterable[RuleSpec] = RULES,
+             merged: bool = True) -> list[CardDraft]:
+    """All cards for this hook: at most one per catalogue ID, merged and ordered as the
+    catalogue's "How many cards, in which order" says (cards/merge.py)."""
     by_id: dict[str, CardDraft] = {}
     for spec in rules:
         if ctx.hook not in spec.hooks:
@@ -75,4 +78,6 @@ def evaluate(facts: PatientFacts, ctx: RuleContext, rules: Iterable[RuleSpec] = 
             current = by_id.get(draft.rec_id)
             if current is None or INDICATOR_RANK[draft.indicator] < INDICATOR_RANK[current.indicator]:
                 by_id[draft.rec_id] = draft
-    return sorted(by_id.values(), key=lambda d: (INDICATOR_RANK[d.indicator], d.rec_id))
+    if not merged:  # the caller merges (after holding back silent rows: service/api.py)
+        return sorted(by_id.values(), key=order_key)
+    return merge(by_id.values(), ctx.hook)

@@ -41,9 +41,11 @@ def folic_acid(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
     rec_id = "E8.5" if facts.has_rpl else "S3"
     pregnancy = facts.pregnancy
     not_a_cure = Text(_("It does not prevent miscarriage and is no treatment for recurrent pregnancy loss."))
+    carried = ("E8.5", "S3") if rec_id == "E8.5" else ()  # with RPL the E8.5 card carries S3
     if not pregnancy.current:
         yield CardDraft(
             rec_id=rec_id,
+            carried_ids=carried,
             indicator=Indicator.INFO,
             summary=Text(_("Advise folic acid 0.4 mg a day when trying to conceive")),
             facts=(loss_fact(facts), Text(_("No folic acid on record"))),
@@ -58,6 +60,7 @@ def folic_acid(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
         return  # from 12 weeks (or unknown) it no longer serves its purpose; none in a lost pregnancy
     yield CardDraft(
         rec_id=rec_id,
+        carried_ids=carried,
         indicator=Indicator.INFO,
         summary=Text(_("Pregnant at %(ga)s weeks: folic acid 0.4 mg a day until 12 weeks"), {"ga": pregnancy.gestational_age_text}),
         facts=(

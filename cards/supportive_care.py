@@ -20,25 +20,36 @@ S4 (AZ Turnhout 2024): after a diagnosed missed miscarriage: expectant
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 from fhir_mappings.facts import PatientFacts
 
 from .common import loss_fact, when
-from .i18n import Text, _
+from .i18n import Localized, Text, _
 from .model import CardDraft, Indicator, Link, RuleContext
 
 FIRST_TRIMESTER_DAYS = 14 * 7
 EARLY_SCAN_UNTIL_DAYS = 8 * 7  # S2 fires before 8 weeks even after a scan
 
-# Support organisations named in the seeds (Freya 2016 section 9.1; AZ Turnhout 2024 "Websites").
-SUPPORT_LINKS = (
-    Link(Text(_("Steunpunt Nova: information and support after a miscarriage (NL)")), "https://www.steunpuntnova.nl"),
-    Link(Text(_("Landelijk Steunpunt Rouw: grief and bereavement support (NL)")), "https://www.landelijksteunpuntrouw.nl"),
-    Link(Text(_("Vereniging Ouders van een Overleden Kind: peer support (NL)")), "https://www.vook.nl"),
-    Link(Text(_("Berrefonds: talk groups and activities for parents (BE)")), "https://www.berrefonds.be"),
-    Link(Text(_("Met Lege Handen: self-help group for parents (BE)")), "https://www.metlegehanden.be"),
-)
+# Support organisations per region, as the catalogue lists them (S1): the Netherlands from
+# Freya 2016 section 9.1, Belgium from AZ Turnhout 2024 "Websites". The seeds name none for
+# the United States: no links there rather than invented ones.
+SUPPORT_LINKS = {
+    "nl": (
+        Link(Text(_("Freya: patient association for fertility problems, including recurrent miscarriage")), "https://www.freya.nl/"),
+        Link(Text(_("Erfocentrum: information on heredity and pregnancy")), "https://www.erfocentrum.nl/"),
+        Link(Text(_("Landelijk Steunpunt Rouw: grief and bereavement support")), "https://www.landelijksteunpuntrouw.nl/"),
+        Link(Text(_("Vereniging Ouders van een Overleden Kind: peer support")), "https://www.vook.nl/"),
+    ),
+    "be": (
+        Link(Text(_("Steunpunt Nova: information and support after a miscarriage")), "https://www.steunpuntnova.nl/"),
+        Link(Text(_("Faranet: support after the loss of a pregnancy or baby")), "https://www.faranet.be/"),
+        Link(Text(_("Met Lege Handen: self-help group for parents")), "https://www.metlegehanden.be/"),
+        Link(Text(_("Berrefonds: talk groups and activities for parents")), "https://www.berrefonds.be/"),
+    ),
+}
 
 
 def s1(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
@@ -53,7 +64,7 @@ def s1(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
             Text(_("About one in three women has anxiety, depression or post-traumatic stress symptoms after a miscarriage, mostly in the first six months.")),
             Text(_("Ask how she and her partner are coping; offer psychological support, couple support and peer groups.")),
         ),
-        links=SUPPORT_LINKS,
+        links=SUPPORT_LINKS.get(ctx.department.region, ()),
     )
 
 
@@ -87,10 +98,45 @@ def s4(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraft]:
         indicator=Indicator.INFO,
         summary=Text(_("Missed miscarriage: discuss waiting, misoprostol or vacuum aspiration")),
         facts=(Text(_("Missed miscarriage on %(date)s (%(source)s)"), {"date": when(missed.onset or missed.recorded), "source": missed.source}),),
-        advice=(
-            Text(_("Expectant management: wait for the miscarriage to happen by itself.")),
-            Text(_("Misoprostol: 4 tablets vaginally, repeated after 24 hours if needed; works in about 75-85%%; follow-up scan after one week.")),
-            Text(_("Vacuum aspiration: perforation in about 1%%, Asherman syndrome in about 0.1%%, retained tissue in about 1%%.")),
-            Text(_("Choose together with the woman.")),
-        ),
+        advice=_missed_miscarriage_management(ctx),
+    )
+
+
+# AZ Turnhout 2024: the management options of a Belgian hospital's leaflet. A department
+# replaces them with its own protocol (RPL_MISSED_MISCARRIAGE_PROTOCOL_FILE).
+MISSED_MISCARRIAGE_OPTIONS = (
+    _("Expectant management: wait for the miscarriage to happen by itself."),
+    _("Misoprostol: 4 tablets of 200 µg (800 µg) vaginally, repeated after 24 hours if needed; works in about 75-85%%; follow-up scan after one week."),
+    _("Vacuum aspiration: perforation in about 1%%, Asherman syndrome in about 0.1%%, retained tissue in about 1%%."),
+)
+
+
+def _missed_miscarriage_management(ctx: RuleContext) -> tuple:
+    protocol = ctx.department.missed_miscarriage_protocol
+    if protocol:
+        return (*protocol, Text(_("Choose together with the woman.")))
+    return (*(Text(line) for line in MISSED_MISCARRIAGE_OPTIONS), Text(_("Choose together with the woman.")))
+
+
+class ProtocolFileError(ValueError):
+    """A department protocol file that cannot be used; raised at start-up."""
+
+
+def load_missed_miscarriage_protocol(path: Path) -> tuple[Text, ...]:
+    """The department's S4 management text: JSON {"nl": [lines], "en": [lines]}, the same number of lines."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ProtocolFileError(f"{path}: {exc}") from None
+    if not isinstance(data, dict) or not data or not all(
+        isinstance(lines, list) and lines and all(isinstance(x, str) and x.strip() for x in lines) for lines in data.values()
+    ):
+        raise ProtocolFileError(f'{path}: expected {{"nl": ["line", ...], "en": ["line", ...]}}')
+    counts = {len(lines) for lines in data.values()}
+    if len(counts) != 1:
+        raise ProtocolFileError(f"{path}: every language needs the same number of lines")
+    languages = list(data)
+    return tuple(
+        Text("%(line)s", {"line": Localized({language: data[language][n] for language in languages})})
+        for n in range(counts.pop())
     )

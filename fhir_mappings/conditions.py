@@ -101,6 +101,11 @@ def loss_count(
     return max(candidates, key=lambda c: c.count)
 
 
+# Conditions that are a pregnancy loss: a miscarriage, and (ESHRE 2022) a non-visualised loss,
+# a biochemical pregnancy loss or a spontaneously resolved pregnancy of unknown location.
+COUNTED_LOSS_CONCEPTS = frozenset({"miscarriage", "non-visualised-pregnancy-loss"})
+
+
 def _miscarriages(
     conditions: tuple[ConditionFact, ...], findings: tuple[Finding, ...], settings: ExtractionSettings
 ) -> list[ConditionFact]:
@@ -118,7 +123,7 @@ def _miscarriages(
     ga_findings = [f for f in findings if f.what == "gestational-age" and f.value is not None and f.date is not None]
     kept = []
     for condition in conditions:
-        if condition.concept != "miscarriage":
+        if condition.concept not in COUNTED_LOSS_CONCEPTS:
             continue
         when = event_date(condition)
         if when is not None and any(abs((when - other).days) < SAME_LOSS_EVENT_DAYS for other in not_losses):
@@ -152,7 +157,8 @@ def _distinct_losses(miscarriages: list[ConditionFact]) -> list[ConditionFact]:
 
 # Definition "Timing": the losses whose date starts the 12 months of counselling. Ectopic and
 # molar pregnancies are not losses by the RPL definition; an RPL diagnosis is not a loss event.
-LOSS_CONCEPTS = frozenset({"miscarriage", "missed-miscarriage", "second-trimester-loss", "anembryonic-pregnancy"})
+LOSS_CONCEPTS = frozenset({"miscarriage", "missed-miscarriage", "second-trimester-loss", "anembryonic-pregnancy",
+                           "non-visualised-pregnancy-loss"})
 
 
 def last_loss(conditions: tuple[ConditionFact, ...], today: date) -> ConditionFact | None:

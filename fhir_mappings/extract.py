@@ -62,6 +62,7 @@ CONDITION_SETS = frozenset(
         "anembryonic-pregnancy",
         "intrauterine-pregnancy",
         "molar-pregnancy",
+        "non-visualised-pregnancy-loss",
     }
 )
 PROCEDURE_SETS = frozenset({"uterine-imaging", "karyotype", "pregnancy-tissue-genetics"})

@@ -136,7 +136,7 @@ def pregnancy_facts(
         for c in conditions:
             when = event_date(c)
             # (A missed miscarriage too: the pregnancy is no longer viable.)
-            if c.concept in ("miscarriage", "missed-miscarriage", "molar-pregnancy") and when and when > since:
+            if c.concept in ("miscarriage", "missed-miscarriage", "molar-pregnancy", "non-visualised-pregnancy-loss") and when and when > since:
                 sources = []
                 break
     if not sources:

@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from cards.catalog import CATALOGUE  # noqa: E402
+from cards.merge import COUNSELLING_IDS, WORKUP_IDS  # noqa: E402
 from cards.rules import RULES  # noqa: E402
 from tests.scenarios import ALL, SCENARIOS  # noqa: E402
 
@@ -83,6 +84,14 @@ def table() -> str:
         hooks = ", ".join(h for h in HOOK_ORDER if any(h in {x.value for x in s.hooks} for s in specs))
         shared = carrier(rec_id)
         card = f"on card {shared}" if shared else "own card"
+        if rec_id in COUNSELLING_IDS and rec_id != "C" or shared in COUNSELLING_IDS and shared != "C":
+            card += "; with C on patient-view: on the counselling card C"
+        elif rec_id in WORKUP_IDS:
+            card += "; with another work-up row: on the work-up card D"
+        elif rec_id.startswith("D") and any("discouraged_orders" in s.rule.__name__ for s in specs):
+            card += "; with another discouraged test on order-sign: on card D"
+        elif rec_id in ("C", "D"):
+            rule, hooks, card = "`cards.merge.merge`" if rec_id == "D" else rule, hooks or "patient-view, order-sign", "merged card (cards/merge.py)"
         cases = SCENARIOS.get(rec_id) or SCENARIOS.get(shared or "", [])
         case_text = "<br>".join(f"{s.name} ({s.hook})" for s in cases) or "-"
         lines.append(f"| {rec_id} | {rec.title} | {rule} | {hooks} | {card} | {case_text} |")

@@ -29,6 +29,9 @@ def create_app(
     from flask_cors import CORS
 
     from cards.i18n import Translator, load_translations
+    from cards.model import DepartmentSettings
+    from cards.orders import OrderTemplateError, OrderTemplates
+    from cards.supportive_care import ProtocolFileError, load_missed_miscarriage_protocol
     from fhir_mappings.facts_cache import FactsCache
     from fhir_mappings.json_limits import JsonLimits
     from fhir_mappings.resources import ResourceParser
@@ -38,7 +41,7 @@ def create_app(
     from . import auth, errors, logs
     from .admin import bp as admin_bp
     from .api import bp
-    from .config import load_settings
+    from .config import ConfigError, load_settings
     from .feedback import FeedbackStore
     from .fhir_client import FhirClients, FhirSettings
     from .governance import Governance
@@ -53,6 +56,15 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # keep the field order of the models
     valuesets = ValueSetIndex.load(settings.extra_valuesets_dir)
+    try:
+        order_templates = OrderTemplates.load(settings.region, settings.order_templates_dir)
+    except OrderTemplateError as exc:
+        raise ConfigError(f"Invalid configuration:\n  RPL_ORDER_TEMPLATES_DIR: {exc}") from None
+    try:
+        protocol = (load_missed_miscarriage_protocol(settings.missed_miscarriage_protocol_file)
+                    if settings.missed_miscarriage_protocol_file else None)
+    except ProtocolFileError as exc:
+        raise ConfigError(f"Invalid configuration:\n  RPL_MISSED_MISCARRIAGE_PROTOCOL_FILE: {exc}") from None
     json_limits = JsonLimits.of(settings)
     extraction = ExtractionSettings(antibody_cutoff=settings.antibody_cutoff, loss_week_limit=settings.loss_week_limit)
     metrics = Metrics()
@@ -86,6 +98,8 @@ def create_app(
         facts=FactsCache(settings.facts_cache_size, valuesets, extraction,
                          ResourceParser(settings.validation_cache_size, json_limits)),
         json_limits=json_limits,
+        order_templates=order_templates,
+        department=DepartmentSettings(region=settings.region, missed_miscarriage_protocol=protocol),
         governance=Governance(settings, feedback, Translator(translations["en"]), metrics),
         metrics=metrics,
     )

@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from cards.i18n import Translator
 from cards.model import RuleContext
 from cards.orders import OrderBuilder
+from cards.merge import merge
 from cards.rules import evaluate
 from fhir_mappings.orders import UncheckableDraftOrder
 
@@ -155,8 +156,17 @@ def call_service(service_id: str):
         raise ApiError(400, str(exc)) from None
     if facts.unresolved_medications:  # orders whose medication is unknown (said in the audit line)
         g.audit["unresolvedMedications"] = len(facts.unresolved_medications)
-    drafts = evaluate(facts, RuleContext(hook=service.hook, orders=OrderBuilder(rt.valuesets, context.patientId)))
-    translate = Translator(rt.translations[_language(rt)])
+    every_row = evaluate(facts, RuleContext(
+        hook=service.hook,
+        orders=OrderBuilder(rt.valuesets, context.patientId, rt.order_templates),
+        department=rt.department,
+    ), merged=False)
+    # Rows set to silent are held back before the cards are merged (cards/merge.py), so that a
+    # silent row is not shown inside a merged card; they are still recorded, as silent.
+    silent = [d for d in every_row if rt.governance.is_silent(service.hook.value, d)]
+    drafts = [*merge([d for d in every_row if d not in silent], service.hook), *silent]
+    language = _language(rt)
+    translate = Translator(rt.translations[language], language)
     cards = rt.governance.issue(  # recorded; silent and suppressed ones held back
         service_id=service_id,
         hook=service.hook.value,
@@ -168,6 +178,7 @@ def call_service(service_id: str):
         tenant=g.audit.get("tenant"),
     )
     g.audit["cards"] = [c.source.topic.code for c in cards]
+    g.audit["rows"] = [c.extension["org.rpl-cds.carried-ids"] if c.extension else [c.source.topic.code] for c in cards]
     if len(cards) < len(drafts):
         g.audit["held_back"] = len(drafts) - len(cards)
     return current_app.response_class(CdsResponse(cards=cards).dump_json(), mimetype="application/json")

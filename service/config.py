@@ -179,6 +179,9 @@ class Settings(BaseSettings):
     loss_week_limit: int = Field(24, ge=12, le=28, description="Pregnancy losses count up to this many weeks (ESHRE 24; older Dutch definition 20).")
     antibody_cutoff: float = Field(40.0, gt=0, description="aCL/anti-beta2GPI units above which a result without interpretation or reference range is positive.")
     extra_valuesets_dir: Path | None = Field(None, description="Folder of extra FHIR ValueSets (local codes) merged with the shipped ones.")
+    region: Literal["nl", "be", "us"] = Field("nl", description="Country of the deployment: the products ordered (acetylsalicylzuur 80 mg / aspirin 81 mg) and the support organisations linked.")
+    order_templates_dir: Path | None = Field(None, description="Folder of the hospital's order templates (JSON, same id as a shipped one): its own products and codes (G-Standaard, local).")
+    missed_miscarriage_protocol_file: Path | None = Field(None, description='JSON file {"nl": [lines], "en": [lines]}: the department\'s own management of a missed miscarriage, shown on the S4 card instead of the AZ Turnhout 2024 leaflet text.')
     validation_cache_size: int = Field(2000, ge=0, le=1_000_000, description="Validated FHIR resources remembered per worker by their content (about 11 kB each); 0 validates every time.")
     facts_cache_size: int = Field(64, ge=0, le=100_000, description="Records whose facts each worker remembers by their exact content (the record's JSON is the key: about its size per record); 0 reads every record anew.")
 
@@ -332,11 +335,18 @@ class Settings(BaseSettings):
     def trusted_issuers(self) -> tuple[IssuerConfig, ...]:
         return self.auth_issuers + self.auth_issuers_file
 
-    @field_validator("extra_valuesets_dir")
+    @field_validator("extra_valuesets_dir", "order_templates_dir")
     @classmethod
     def _folder(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_dir():
             raise ValueError(f"{value} is not a folder")
+        return value
+
+    @field_validator("missed_miscarriage_protocol_file")
+    @classmethod
+    def _file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a file")
         return value
 
 

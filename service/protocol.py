@@ -283,6 +283,7 @@ class Card(_Out):
     selectionBehavior: Literal["at-most-one", "any"] | None = None
     overrideReasons: list[Coding] | None = None
     links: list[Link] | None = None
+    extension: dict[str, Any] | None = None  # CDS Hooks "Extensions": org.rpl-cds.carried-ids
 
     @model_validator(mode="after")
     def _spec_rules(self) -> Card:

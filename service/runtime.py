@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import date
 from babel.support import NullTranslations
 
+from cards.model import DepartmentSettings
+from cards.orders import OrderTemplates
 from fhir_mappings.facts_cache import FactsCache
 from fhir_mappings.json_limits import JsonLimits
 from fhir_mappings.valuesets import ValueSetIndex
@@ -31,6 +33,8 @@ class Runtime:
     new_uuid: Callable[[], str]
     facts: FactsCache  # gather + extract, remembering the facts of records seen before
     json_limits: JsonLimits
+    order_templates: OrderTemplates  # medication orders for the configured region
+    department: DepartmentSettings  # region and protocol texts the rules use
     governance: Governance  # records every card; holds back silent and suppressed ones
     metrics: Metrics
 

@@ -131,6 +131,30 @@ def service_request(system: str, code: str, *, pid: str = PID, status: str = "dr
     }
 
 
+def carried_ids(card: dict) -> list[str]:
+    """The catalogue rows a response card carries (a merged card: several), its topic first."""
+    return (card.get("extension") or {}).get("org.rpl-cds.carried-ids") or [card["source"]["topic"]["code"]]
+
+
+# Rows that always ride on another row's card (C's points, D1 on E1, S3 on E8.5, the partner's
+# lifestyle D7/E7 on C) and the merged work-up topic D: a list of the rows shown leaves them out.
+SUB_ROWS = frozenset({"C1.1", "C1.2", "C1.3", "C2.1", "C2.2", "C2.3", "C2.4", "C2.5", "C2.6", "D1", "D7", "E7", "S3", "D"})
+
+
+def listed_rows(card: dict) -> list[str]:
+    """The catalogue rows a card shows, as the demo table lists them (a merged card: each part)."""
+    ids = carried_ids(card)
+    return ids if len(ids) == 1 else [i for i in ids if i not in SUB_ROWS]
+
+
+def procedure(system: str, code: str, *, pid: str = PID, status: str = "completed", date: str = "2026-05-01",
+              rid: str | None = None) -> dict:
+    """A Procedure done (e.g. uterine imaging)."""
+    return {"resourceType": "Procedure", "id": rid or _id("proc"), "status": status,
+            "code": {"coding": [coding(system, code)]}, "subject": {"reference": f"Patient/{pid}"},
+            "performedDateTime": date}
+
+
 def bundle(*resources: dict) -> dict:
     return {
         "resourceType": "Bundle",

@@ -101,7 +101,10 @@ class Cds:
         return self.call(hook, body, language)["cards"]
 
     def topics(self, hook: str, body: dict) -> list[str]:
-        return [card["source"]["topic"]["code"] for card in self.cards(hook, body)]
+        """The catalogue rows shown, a merged card's carried rows included."""
+        from tests.builders import carried_ids
+
+        return [rec_id for card in self.cards(hook, body) for rec_id in carried_ids(card)]
 
 
 @pytest.fixture

@@ -111,7 +111,7 @@ def test_audit_lines_of_a_full_example_hold_no_identifier(client, caplog):
         assert client.post("/cds-services/rpl-order-select", json=body).status_code == 200
     (line,) = lines(caplog, "rpl_cds.audit")
     assert set(line) <= {"time", "level", "logger", "message", "endpoint", "service", "hookInstance", "cards",
-                         "status", "latency_ms", "iss", "tenant"}
+                         "rows", "status", "latency_ms", "iss", "tenant"}  # rows: catalogue IDs
     text = json.dumps(line)
     assert PID not in text and "draft-ivig-77" not in text and "Practitioner" not in text
     assert not re.search(r"\b(Patient|MedicationRequest|Condition)/", text)

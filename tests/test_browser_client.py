@@ -66,7 +66,8 @@ def test_a_page_of_another_origin_calls_discovery_and_a_hook_with_a_jwt(browser,
     assert {"rpl-patient-view", "rpl-order-select", "rpl-order-sign"} <= set(result["services"])
     assert result["hookStatus"] == 200
     cards = {c["topic"]: c for c in result["cards"]}
-    assert "S1" in cards and "Op basis van" in cards["S1"]["detail"]  # Dutch, from the browser's language
+    # S1 on the counselling card C (merged, issue 16), in Dutch from the browser's language
+    assert "C" in cards and "- S1 (" in cards["C"]["detail"] and "Op basis van" in cards["C"]["detail"]
     # a 401 is readable by the page (CORS headers on errors too), so a client can show it
     assert result["refusedStatus"] == 401 and result["refusedChallenge"] == "Bearer"
 

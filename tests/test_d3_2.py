@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from fhir_mappings.resources import validate_create
 from tests.builders import (
-    APL_LOINC, LOINC, apl_panel, hook_request, losses, observation, rpl_diagnosis, service_request,
+    APL_LOINC, LOINC, apl_panel, carried_ids, hook_request, losses, observation, procedure, rpl_diagnosis, service_request,
+    tsh,
 )
 
 
+# The rest of the work-up on record, so that the D3.2 card is not merged into the work-up card.
+OTHER_WORKUP_DONE = (tsh(2.0, date="2026-10-01"), procedure(LOINC, "24677-7"))
+
+
 def card(cds, *resources, hook="patient-view"):
-    cards = [c for c in cds.cards(hook, hook_request(hook, *resources)) if c["source"]["topic"]["code"] == "D3.2"]
+    cards = [c for c in cds.cards(hook, hook_request(hook, *resources, *OTHER_WORKUP_DONE)) if "D3.2" in carried_ids(c)]
     return cards[0] if cards else None
 
 
@@ -94,7 +99,7 @@ def test_d3_2_suggests_the_repeat_of_a_positive_test_from_12_weeks_after_it(cds)
     validate_create(repeat)
     assert repeat["code"]["coding"][0]["code"] == APL_LOINC["anticardiolipin-igg"]
     assert repeat["occurrencePeriod"] == {"start": "2026-11-24"}  # 2026-09-01 + 84 days
-    assert "2026-11-24" in found["detail"]
+    assert "24 Nov 2026" in found["detail"]  # dates in the card language (English: 24 Nov 2026)
     assert "repeat" in found["summary"]
 
 

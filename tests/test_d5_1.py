@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from fhir_mappings.resources import validate_create
-from tests.builders import LOINC, hook_request, losses, rpl_diagnosis, service_request, tsh
+from tests.builders import LOINC, apl_panel, carried_ids, hook_request, losses, procedure, rpl_diagnosis, service_request, tsh
+
+
+# The rest of the work-up on record, so that the D5.1a card is not merged into the work-up card.
+OTHER_WORKUP_DONE = (*apl_panel("2026-05-01"), procedure(LOINC, "24677-7"))
 
 
 def card(cds, *resources):
-    cards = cds.cards("patient-view", hook_request("patient-view", *resources))
-    return next((c for c in cards if c["source"]["topic"]["code"] == "D5.1a"), None)
+    cards = cds.cards("patient-view", hook_request("patient-view", *resources, *OTHER_WORKUP_DONE))
+    return next((c for c in cards if "D5.1a" in carried_ids(c)), None)
 
 
 def test_fires_without_any_tsh_and_orders_tsh(cds):
@@ -23,7 +27,7 @@ def test_fires_without_any_tsh_and_orders_tsh(cds):
 def test_fires_when_the_last_tsh_is_older_than_12_months(cds):
     found = card(cds, losses(2), tsh(2.0, date="2025-11-22"))
     assert found is not None
-    assert "2025-11-22" in found["detail"] and "2 mIU/L" in found["detail"]
+    assert "22 Nov 2025" in found["detail"] and "2 mIU/L" in found["detail"]
 
 
 def test_silent_with_a_tsh_exactly_12_months_old(cds):
@@ -54,5 +58,5 @@ def test_cancelled_tsh_is_ignored(cds):
 
 def test_dutch_card(cds):
     cards = cds.cards("patient-view", hook_request("patient-view", rpl_diagnosis()), language="nl")
-    found = next(c for c in cards if c["source"]["topic"]["code"] == "D5.1a")
+    found = next(c for c in cards if "D5.1a" in carried_ids(c))
     assert "TSH" in found["summary"]

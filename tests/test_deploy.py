@@ -201,7 +201,8 @@ def test_json_audit_lines_on_stdout_and_readiness_under_gunicorn(served):
     assert audit, stdout.read_text()
     record = audit[0]
     assert record["service"] == "rpl-patient-view" and record["status"] == 200
-    assert {"D3.2", "D5.1a"} <= set(record["cards"])
+    assert {"C", "D"} <= set(record["cards"])  # the counselling and the work-up card
+    assert {"D3.2", "D5.1a"} <= {row for rows in record["rows"] for row in rows}
     assert {"time", "level", "message"} <= set(record)
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.builders import ICD10, SNOMED, apl_panel, condition, hook_request, ivig_order, losses, rpl_diagnosis
+from tests.builders import ICD10, SNOMED, apl_panel, carried_ids, condition, hook_request, ivig_order, losses, rpl_diagnosis
 from tests.scenarios import order_of
 
 
 def cards(cds, hook, *resources, drafts=(), selections=None):
     body = hook_request(hook, *resources, drafts=drafts, selections=selections)
-    return {c["source"]["topic"]["code"]: c for c in cds.cards(hook, body)}
+    return {rec_id: c for c in cds.cards(hook, body) for rec_id in reversed(carried_ids(c))}
 
 
 def test_e8_2_warns_on_selected_ivig_and_offers_to_remove_it(cds):

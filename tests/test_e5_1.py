@@ -5,7 +5,7 @@ patient already takes."""
 from __future__ import annotations
 
 from fhir_mappings.resources import validate_create
-from tests.builders import ICD10, RXNORM, SNOMED, condition, ft4, hook_request, losses, observation, tsh
+from tests.builders import ICD10, RXNORM, SNOMED, carried_ids, condition, ft4, hook_request, losses, observation, tsh
 from tests.scenarios import order_of
 
 RPL = losses(2)
@@ -14,7 +14,7 @@ E03_9 = condition(ICD10, "E03.9", onset="2019-03-01")  # stale code: hypothyroid
 
 
 def cards(cds, hook, *resources, drafts=()):
-    return {c["source"]["topic"]["code"]: c for c in cds.cards(hook, hook_request(hook, *resources, drafts=drafts))}
+    return {rec_id: c for c in cds.cards(hook, hook_request(hook, *resources, drafts=drafts)) for rec_id in reversed(carried_ids(c))}
 
 
 def levothyroxine_statement(status: str = "active") -> dict:

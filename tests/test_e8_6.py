@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 
 from fhir_mappings.resources import validate_create
 from tests.builders import (
-    SNOMED, condition, hook_request, losses, observation, progesterone_order, rpl_diagnosis,
+    SNOMED, carried_ids, condition, hook_request, losses, observation, progesterone_order, rpl_diagnosis,
 )
 from tests.conftest import TODAY
 
@@ -33,7 +33,7 @@ def pregnancy(ga_weeks_today: float = 9, bleeding_days_ago: int | None = 10, int
 
 def topics(cds, hook, *resources, drafts=(), selections=None):
     body = hook_request(hook, *resources, drafts=drafts, selections=selections)
-    return {c["source"]["topic"]["code"]: c for c in cds.cards(hook, body)}
+    return {rec_id: c for c in cds.cards(hook, body) for rec_id in reversed(carried_ids(c))}
 
 
 # -- E8.6a -----------------------------------------------------------------------------
@@ -279,7 +279,8 @@ def test_e8_6b_needs_a_bleeding_within_the_last_14_days(cds):
 
 def test_e8_6b_shows_the_bleeding_date_and_the_gestational_age(cds):
     card = topics(cds, "patient-view", losses(3), *pregnancy(ga_weeks_today=10, bleeding_days_ago=3))["E8.6b"]
-    assert f"Bleeding began on {day(-3)}, at 9+4 weeks" in card["detail"]
+    began = date.fromisoformat(day(-3))
+    assert f"Bleeding began on {began.day} {began:%b %Y}, at 9+4 weeks" in card["detail"]  # English date style
     assert "Gestational age today: 10+0 weeks" in card["detail"]
 
 

@@ -12,16 +12,20 @@ import requests
 from service.cli import EXAMPLES, example
 from tests.serve import CLI, rpl_cds_serve
 
+# The cards' topics; on patient-view two merged cards (counselling C, work-up D) carry the rows.
 EXPECTED = {
-    "patient-view": {"C", "D3.2", "D5.1a", "D6", "E1", "E5.6", "E8.5", "S1"},
+    "patient-view": {"C", "D"},
     "order-select": {"E8.2"},
     "order-sign": {"E8.2", "E8.6a"},
 }
+CARRIED_ON_PATIENT_VIEW = {"C", "D3.2", "D5.1a", "D6", "E1", "E5.6", "E8.5", "S1"}
 
 
 @pytest.mark.parametrize("hook", EXAMPLES)
 def test_example_gives_the_expected_cards(cds, hook):
-    assert set(cds.topics(hook, example(hook))) == EXPECTED[hook]
+    assert {c["source"]["topic"]["code"] for c in cds.cards(hook, example(hook))} == EXPECTED[hook]
+    if hook == "patient-view":
+        assert CARRIED_ON_PATIENT_VIEW <= set(cds.topics(hook, example(hook)))
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from tests.builders import listed_rows
 from tests.serve import rpl_cds_serve
 
 from cards.rules import RULES
@@ -58,7 +59,7 @@ def fhir_servers(tmp_path_factory):
 def _load_demo(server: fhir_server.FhirServer, *extra: str) -> subprocess.CompletedProcess:
     args = [str(CLI), "load-demo", "--fhir-server", server.base_url, *extra]
     if server.token:
-        args += ["--token", server.token]
+        args += [f"--token={server.token}"]  # a token_urlsafe token may start with '-'
     done = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, f"load-demo failed:\n{done.stdout}\n{done.stderr}"
     return done
@@ -110,7 +111,7 @@ def session():
 
 
 def _topics(response: dict) -> set[str]:
-    return {card["source"]["topic"]["code"] for card in response["cards"]}
+    return {rec_id for card in response["cards"] for rec_id in listed_rows(card)}
 
 
 @pytest.mark.parametrize("kind", SERVERS)
@@ -172,7 +173,7 @@ def test_call_command_prints_the_cards(fhir_servers, cds_service, tester_key):
     server = fhir_servers["token"]
     done = subprocess.run(
         [str(CLI), "call", "patient-view", "--fhir-server", server.base_url, "--patient", "rpl-demo-pregnant-bleeding",
-         "--token", server.token, "--service", cds_service, "--no-color", *_jwt_args(tester_key)],
+         f"--token={server.token}", "--service", cds_service, "--no-color", *_jwt_args(tester_key)],
         capture_output=True, text=True, timeout=60,
     )
     assert done.returncode == 0, done.stderr

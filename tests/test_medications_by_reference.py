@@ -48,7 +48,8 @@ def call(client, hook: str, data: dict, drafts: tuple = (), fhir_server: str | N
         body.update(fhirServer=fhir_server, fhirAuthorization=AUTH)
     response = client.post(f"/cds-services/rpl-{hook}", json=body)
     assert response.status_code == 200, response.get_data(as_text=True)
-    return [c["source"]["topic"]["code"] for c in response.get_json()["cards"]], response.get_json()
+    from tests.builders import carried_ids
+    return [rec_id for c in response.get_json()["cards"] for rec_id in carried_ids(c)], response.get_json()
 
 
 def read_medication(rsps, medication: dict | None, rid: str = "med-prog", status: int = 200) -> None:

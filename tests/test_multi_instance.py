@@ -157,7 +157,7 @@ def test_the_balancer_spreads_the_calls_over_both_instances(pair):
         body = {**hook_body(), "hookInstance": hook_instance}
         response = requests.post(pair.balancer + HOOK, json=body, headers=pair.headers(HOOK), timeout=TIMEOUT)
         assert response.status_code == 200
-        assert {"D3.2", "D5.1a"} <= {card["source"]["topic"]["code"] for card in response.json()["cards"]}
+        assert {"D3.2", "D5.1a"} <= {rec for card in response.json()["cards"] for rec in card["extension"]["org.rpl-cds.carried-ids"]}
     served = {}
     deadline = time.monotonic() + 10
     while len(served) < len(instances) and time.monotonic() < deadline:

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.builders import ICD10, SNOMED, condition, hook_request, losses
+from tests.builders import ICD10, SNOMED, carried_ids, condition, hook_request, losses
 from tests.scenarios import order_of
 
 pytestmark = pytest.mark.version2("Order indication")  # listed in docs/coverage.md
 
 def cards(cds, hook, *resources, drafts=()):
-    return {c["source"]["topic"]["code"]: c for c in cds.cards(hook, hook_request(hook, *resources, drafts=drafts))}
+    return {rec_id: c for c in cds.cards(hook, hook_request(hook, *resources, drafts=drafts)) for rec_id in reversed(carried_ids(c))}
 
 
 def with_reason(order: dict, system: str, code: str) -> dict:

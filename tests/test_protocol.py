@@ -55,7 +55,7 @@ def test_patient_id_may_be_given_as_reference(cds):
 
     body = hook_request("patient-view", rpl_diagnosis())
     body["context"]["patientId"] = f"Patient/{PID}"
-    assert "D3.2" in [c["source"]["topic"]["code"] for c in cds.cards("patient-view", body)]
+    assert "D3.2" in cds.topics("patient-view", body)
 
 
 # -- errors -------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import pytest
 from fhir_mappings.medications import ingredients_named
 from service.demo_data import BY_ID
 from tests.builders import (
+    carried_ids,
     RXNORM, UCUM, hook_request, losses, medication_request, prefetch, rpl_diagnosis,
 )
 from tests.conftest import TODAY
@@ -52,7 +53,7 @@ def sandbox_order(code: str, name: str, *, pills: int = 1, per_day: int = 1, tre
 
 def cards_by_topic(cds, hook: str, *resources, drafts=()) -> dict[str, dict]:
     body = hook_request(hook, *resources, drafts=drafts)
-    return {c["source"]["topic"]["code"]: c for c in cds.cards(hook, body)}
+    return {rec_id: c for c in cds.cards(hook, body) for rec_id in reversed(carried_ids(c))}
 
 
 # -- recognition by name: whole words, never another drug ---------------------------------------
@@ -111,7 +112,7 @@ def test_unknown_progesterone_product_is_recognised_by_name_and_the_card_says_so
     order = sandbox_order("1000000", "Progesterone 100 MG Vaginal Insert [Endometrin]")
     card = cards_by_topic(cds, "order-sign", losses(2), drafts=(order,))["E8.6a"]
     assert "recognised by its name" in card["detail"]
-    nl = {c["source"]["topic"]["code"]: c for c in cds.cards("order-sign", hook_request("order-sign", losses(2), drafts=(order,)), "nl")}
+    nl = {rec_id: c for c in cds.cards("order-sign", hook_request("order-sign", losses(2), drafts=(order,)), "nl") for rec_id in reversed(carried_ids(c))}
     assert "herkend aan de naam" in nl["E8.6a"]["detail"]
 
 
@@ -221,12 +222,12 @@ def test_ectopic_demo_patient_with_a_product_coded_progesterone_order_gets_the_c
     pid = patient["id"]
     data = prefetch(*[r for r in resources if r["resourceType"] != "Patient"], pid=pid)
     data["patient"] = patient
-    view = {c["source"]["topic"]["code"]: c for c in cds.cards("patient-view", hook_request("patient-view", pid=pid, data=data))}
+    view = {rec_id: c for c in cds.cards("patient-view", hook_request("patient-view", pid=pid, data=data)) for rec_id in reversed(carried_ids(c))}
     assert view["E8.6c"]["indicator"] == "critical"
     draft = {**sandbox_order("312641", "progesterone 200 MG Oral Capsule"), "subject": {"reference": f"Patient/{pid}"}}
     for hook in ("order-select", "order-sign"):
         body = hook_request(hook, pid=pid, data=data, drafts=(draft,))
-        cards = {c["source"]["topic"]["code"]: c for c in cds.cards(hook, body)}
+        cards = {rec_id: c for c in cds.cards(hook, body) for rec_id in reversed(carried_ids(c))}
         assert cards["E8.6c"]["indicator"] == "critical", hook
 
 
@@ -269,7 +270,7 @@ def test_two_progesterone_drafts_to_replace_make_one_suggestion_that_prescribes_
 
     drafts = (progesterone_order(rid="p1", dose_mg=200), progesterone_order(rid="p2", dose_mg=100))
     body = hook_request("order-sign", losses(3), *pregnancy(), drafts=drafts)
-    card = {c["source"]["topic"]["code"]: c for c in cds.cards("order-sign", body)}["E8.6b"]
+    card = {rec_id: c for c in cds.cards("order-sign", body) for rec_id in reversed(carried_ids(c))}["E8.6b"]
     [suggestion] = card["suggestions"]
     kinds = sorted((a["type"], a.get("resourceId")) for a in suggestion["actions"])
     assert kinds == [("create", None), ("delete", "MedicationRequest/p1"), ("delete", "MedicationRequest/p2")]

@@ -12,7 +12,7 @@ import pytest
 
 from service import create_app
 from tests.builders import LOINC, SNOMED, carried_ids, condition, hook_request, losses, miscarriage, prefetch
-from tests.conftest import make_settings
+from tests.conftest import TODAY, make_settings
 
 README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
 LOCAL = "http://hospital.example.org/fhir/CodeSystem/radiology"
@@ -61,7 +61,7 @@ def readme_local_codes_example() -> dict:
 
 
 def call(tmp_path, extra_dir, *resources):
-    app = create_app(make_settings(tmp_path, extra_valuesets_dir=extra_dir))
+    app = create_app(make_settings(tmp_path, extra_valuesets_dir=extra_dir), today=lambda: TODAY)
     body = hook_request("patient-view", data=prefetch(*resources))
     cards = app.test_client().post("/cds-services/rpl-patient-view", json=body).get_json()["cards"]
     app.extensions["rpl"].close()

@@ -17,7 +17,7 @@ from fhir_mappings.valuesets import ATC, RXNORM, SNOMED, ValueSetIndex
 from service import create_app
 from service.config import ConfigError
 from tests.builders import hook_request
-from tests.conftest import make_settings
+from tests.conftest import TODAY, make_settings
 from tests.scenarios import SCENARIOS
 from tests.test_catalogue import request_for
 
@@ -51,7 +51,7 @@ def test_every_template_is_valid_fhir_r4_with_atc_and_rxnorm(region, template_id
 @pytest.mark.parametrize("language", ["en", "nl"])
 @pytest.mark.parametrize("region", REGIONS)
 def test_every_medication_suggestion_of_the_service_is_valid_fhir(tmp_path, region, language):
-    app = create_app(make_settings(tmp_path, region=region))
+    app = create_app(make_settings(tmp_path, region=region), today=lambda: TODAY)
     client = app.test_client()
     found = []
     for rec_id in MEDICATION_SUGGESTERS:

@@ -13,7 +13,7 @@ from cards.catalog import CATALOGUE, MODULE_PAGES, NVOG_2022
 from service import create_app
 from service.config import ConfigError
 from tests.builders import SNOMED, condition, ft4, hook_request, losses, miscarriage, prefetch, tsh
-from tests.conftest import make_settings
+from tests.conftest import TODAY, make_settings
 
 GUIDELINE = NVOG_2022.url
 
@@ -62,7 +62,7 @@ def test_s1_has_a_url_and_the_dutch_support_organisations(cds):
     ("us", set()),  # the seeds name no American organisations
 ])
 def test_s1_links_follow_the_region(tmp_path, region, expected):
-    app = create_app(make_settings(tmp_path, region=region))
+    app = create_app(make_settings(tmp_path, region=region), today=lambda: TODAY)
     body = hook_request("patient-view", data=prefetch(miscarriage("2026-09-01")))
     cards = app.test_client().post("/cds-services/rpl-patient-view", json=body).get_json()["cards"]
     app.extensions["rpl"].close()
@@ -83,7 +83,7 @@ def test_a_department_replaces_the_s4_management_text(tmp_path):
     protocol = tmp_path / "protocol.json"
     protocol.write_text(json.dumps({"nl": ["Bespreek het afdelingsprotocol miskraam (versie 2026).", "Misoprostol volgens protocol."],
                                     "en": ["Discuss the department's miscarriage protocol (2026).", "Misoprostol per protocol."]}))
-    app = create_app(make_settings(tmp_path, missed_miscarriage_protocol_file=protocol))
+    app = create_app(make_settings(tmp_path, missed_miscarriage_protocol_file=protocol), today=lambda: TODAY)
     body = hook_request("patient-view", data=prefetch(losses(1), MISSED))
     client = app.test_client()
     details = {}
@@ -101,4 +101,4 @@ def test_a_bad_protocol_file_stops_the_start(tmp_path, content):
     protocol = tmp_path / "protocol.json"
     protocol.write_text(content)
     with pytest.raises(ConfigError, match="RPL_MISSED_MISCARRIAGE_PROTOCOL_FILE"):
-        create_app(make_settings(tmp_path, missed_miscarriage_protocol_file=protocol))
+        create_app(make_settings(tmp_path, missed_miscarriage_protocol_file=protocol), today=lambda: TODAY)

@@ -16,6 +16,20 @@ from tests.fhir_server import free_port
 CLI = Path(sys.executable).parent / "rpl-cds"
 
 
+def wait_until_healthy(url: str, process: subprocess.Popen, stdout: Path, stderr: Path, timeout: float) -> None:
+    """Returns once /healthz answers 200; fails with the server's logs if it exits or the time runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except (requests.ConnectionError, requests.Timeout):  # a timeout: the worker is still loading the app
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError("rpl-cds serve did not start:\n" + stdout.read_text() + stderr.read_text())
+        time.sleep(0.1)
+
+
 @contextmanager
 def rpl_cds_serve(
     env: dict[str, str], log_dir: Path, workers: int = 1, port: int | None = None
@@ -30,16 +44,7 @@ def rpl_cds_serve(
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except (requests.ConnectionError, requests.Timeout):  # a timeout: the worker is still loading the app
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("rpl-cds serve did not start:\n" + stdout.read_text() + stderr.read_text())
-            time.sleep(0.1)
+        wait_until_healthy(url, process, stdout, stderr, timeout=30)
         yield url, stdout, stderr
     finally:
         process.terminate()

@@ -21,6 +21,7 @@ import pytest
 import requests
 
 from tests.fhir_server import free_port
+from tests.serve import wait_until_healthy
 
 PG_BIN = Path("/usr/lib/postgresql")
 CLI = Path(sys.executable).parent / "rpl-cds"
@@ -316,13 +317,4 @@ def start_service(env: dict[str, str], log_dir: Path, port: int | None = None, w
 
 
 def wait_healthy(instance: ServiceInstance, timeout: float = 45) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if requests.get(f"{instance.url}/healthz", timeout=2).status_code == 200:
-                return
-        except (requests.ConnectionError, requests.Timeout):  # a timeout: the worker is still loading the app
-            pass
-        if instance.process.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError("rpl-cds serve did not start:\n" + instance.stdout.read_text() + instance.stderr.read_text())
-        time.sleep(0.1)
+    wait_until_healthy(instance.url, instance.process, instance.stdout, instance.stderr, timeout)

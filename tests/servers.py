@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
 
 from tests.fhir_server import free_port
 from tests.serve import wait_until_healthy

@@ -3,7 +3,8 @@
 A clinician reads two or three cards, not eight. After the rules have run:
 - patient-view: the counselling rows of one patient (C, E1, E5.6, E8.5/S3, S1) become
   one counselling card (topic C); the work-up suggestions (D3.2, D5.1a, D5.1c, D6) one
-  work-up card (topic D) with one suggestion per missing test, all recommended;
+  work-up card (topic D) with one suggestion per missing test, all recommended (and,
+  where the deployment turns it on, an "order all" suggestion: see ``_merge_workup``);
 - order-sign: several discouraged tests (D rows) become one card (topic D) listing each
   with its module and its own delete suggestion;
 - every card: critical, then warnings, then suggestions that carry orders, then
@@ -55,11 +56,11 @@ def order_key(draft: CardDraft) -> tuple[int, str]:
     return (2 if carries_orders(draft) else 3), draft.rec_id
 
 
-def merge(drafts: Iterable[CardDraft], hook: Hook) -> list[CardDraft]:
+def merge(drafts: Iterable[CardDraft], hook: Hook, workup_order_all: bool = False) -> list[CardDraft]:
     cards = list(drafts)
     if hook is Hook.PATIENT_VIEW:
         cards = _merge_counselling(cards)
-        cards = _merge_workup(cards)
+        cards = _merge_workup(cards, workup_order_all)
     elif hook is Hook.ORDER_SIGN:
         cards = _merge_discouraged_tests(cards)
     return sorted(cards, key=order_key)
@@ -111,16 +112,11 @@ def _merge_counselling(cards: list[CardDraft]) -> list[CardDraft]:
     return [*rest, merged]
 
 
-def _merge_workup(cards: list[CardDraft]) -> list[CardDraft]:
+def _merge_workup(cards: list[CardDraft], order_all: bool = False) -> list[CardDraft]:
     parts, rest = _take(cards, WORKUP_IDS)
     if len(parts) < 2:
         return cards
     advice: list[Text] = [line for p in parts for line in p.personal]
-    # One suggestion per missing test, every one recommended: a client pre-selects recommended
-    # suggestions (CDS Hooks isRecommended), so the whole set is accepted in one click. Reading:
-    # issue 16 also asks for an "order all" suggestion, but it would repeat every test's order,
-    # and a client that only knows selectionBehavior 'any' (Epic; issue 15) would then create
-    # each order twice when all suggestions are accepted: the suggestions must not overlap.
     one_each: list[Suggestion] = []
     for part in parts:
         advice.append(_header(part))
@@ -128,20 +124,44 @@ def _merge_workup(cards: list[CardDraft]) -> list[CardDraft]:
         for suggestion in part.suggestions:
             creates = [a for a in suggestion.actions if a.type == "create"]
             if len(creates) == 1:
-                one_each.append(Suggestion(suggestion.label, tuple(creates), recommended=True))
+                one_each.append(Suggestion(suggestion.label, tuple(creates)))
             else:  # e.g. the missing antiphospholipid tests: one suggestion per test
-                one_each.extend(Suggestion(a.description, (a,), recommended=True) for a in creates)
+                one_each.extend(Suggestion(a.description, (a,)) for a in creates)
+    suggestions, selection = _workup_suggestions(one_each, order_all)
     merged = CardDraft(
         rec_id="D",
         indicator=Indicator.INFO,
         summary=Text(_("Work-up after recurrent miscarriage: order %(tests)s"), {"tests": tuple(_short(p) for p in parts)}),
         facts=_unique(f for p in parts for f in p.facts),
         advice=tuple(advice),
-        suggestions=tuple(one_each),
-        selection_behavior="any",
+        suggestions=suggestions,
+        selection_behavior=selection,
         carried_ids=_unique(("D", *(i for p in parts for i in p.ids))),
     )
     return [*rest, merged]
+
+
+def _workup_suggestions(one_each: list[Suggestion], order_all: bool) -> tuple[tuple[Suggestion, ...], str]:
+    """The work-up card's suggestions and selectionBehavior: the set accepted in one click.
+
+    Issue 16 asks for one suggestion per missing test plus an "order all" suggestion; issue 15
+    asks that every card work for a client that only knows selectionBehavior 'any' (Epic
+    documents only that one), with suggestions that do not overlap. Both cannot hold in one
+    card: under 'any', accepting "order all" and one single test orders that test twice.
+    Reading (written down in the issue note):
+    - default (``RPL_WORKUP_ORDER_ALL`` off): one suggestion per test, every one
+      recommended (CDS Hooks isRecommended: the client may pre-select it), under 'any' -
+      safe on every client, and the whole set is one click where recommended ones are
+      pre-selected;
+    - ``RPL_WORKUP_ORDER_ALL`` on, for a client documented to honour 'at-most-one': first "order all N tests" (recommended), then each test on
+      its own, under 'at-most-one', so the clinician takes either the whole set or one test
+      and nothing is ordered twice.
+    """
+    if not order_all or len(one_each) < 2:
+        return tuple(Suggestion(s.label, s.actions, recommended=True) for s in one_each), "any"
+    every_order = tuple(a for s in one_each for a in s.actions)
+    all_in_one = Suggestion(Text(_("Order all %(count)s tests"), {"count": len(every_order)}), every_order, recommended=True)
+    return (all_in_one, *one_each), "at-most-one"
 
 
 def _merge_discouraged_tests(cards: list[CardDraft]) -> list[CardDraft]:

@@ -88,6 +88,8 @@ class DepartmentSettings:
     region: str = "nl"  # nl | be | us: the support organisations linked (S1)
     # S4: the department's own management text for a missed miscarriage, one Text per line
     missed_miscarriage_protocol: tuple[Any, ...] | None = None
+    # The work-up card also offers "order all" (selectionBehavior at-most-one): cards/merge.py
+    workup_order_all: bool = False
 
 
 @dataclass(frozen=True)

@@ -80,4 +80,4 @@ def evaluate(facts: PatientFacts, ctx: RuleContext, rules: Iterable[RuleSpec] = 
                 by_id[draft.rec_id] = draft
     if not merged:  # the caller merges (after holding back silent rows: service/api.py)
         return sorted(by_id.values(), key=order_key)
-    return merge(by_id.values(), ctx.hook)
+    return merge(by_id.values(), ctx.hook, ctx.department.workup_order_all)

@@ -99,7 +99,8 @@ def create_app(
                          ResourceParser(settings.validation_cache_size, json_limits)),
         json_limits=json_limits,
         order_templates=order_templates,
-        department=DepartmentSettings(region=settings.region, missed_miscarriage_protocol=protocol),
+        department=DepartmentSettings(region=settings.region, missed_miscarriage_protocol=protocol,
+                                      workup_order_all=settings.workup_order_all),
         governance=Governance(settings, feedback, Translator(translations["en"]), metrics),
         metrics=metrics,
     )

@@ -164,7 +164,7 @@ def call_service(service_id: str):
     # Rows set to silent are held back before the cards are merged (cards/merge.py), so that a
     # silent row is not shown inside a merged card; they are still recorded, as silent.
     silent = [d for d in every_row if rt.governance.is_silent(service.hook.value, d)]
-    drafts = [*merge([d for d in every_row if d not in silent], service.hook), *silent]
+    drafts = [*merge([d for d in every_row if d not in silent], service.hook, rt.department.workup_order_all), *silent]
     language = _language(rt)
     translate = Translator(rt.translations[language], language)
     cards = rt.governance.issue(  # recorded; silent and suppressed ones held back

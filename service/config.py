@@ -182,6 +182,7 @@ class Settings(BaseSettings):
     region: Literal["nl", "be", "us"] = Field("nl", description="Country of the deployment: the products ordered (acetylsalicylzuur 80 mg / aspirin 81 mg) and the support organisations linked.")
     order_templates_dir: Path | None = Field(None, description="Folder of the hospital's order templates (JSON, same id as a shipped one): its own products and codes (G-Standaard, local).")
     missed_miscarriage_protocol_file: Path | None = Field(None, description='JSON file {"nl": [lines], "en": [lines]}: the department\'s own management of a missed miscarriage, shown on the S4 card instead of the AZ Turnhout 2024 leaflet text.')
+    workup_order_all: bool = Field(False, description="The work-up card also offers 'order all N tests' with selectionBehavior at-most-one; only for clients documented to honour at-most-one. Off: one recommended suggestion per test under 'any', which every client (Epic) handles without ordering a test twice.")
     validation_cache_size: int = Field(2000, ge=0, le=1_000_000, description="Validated FHIR resources remembered per worker by their content (about 11 kB each); 0 validates every time.")
     facts_cache_size: int = Field(64, ge=0, le=100_000, description="Records whose facts each worker remembers by their exact content (the record's JSON is the key: about its size per record); 0 reads every record anew.")
 

@@ -51,8 +51,9 @@ def make_settings(tmp_path: Path, **overrides) -> Settings:
 
 
 @pytest.fixture
-def settings(tmp_path):
-    return make_settings(tmp_path)
+def settings(tmp_path, request):
+    # a test may set settings: @pytest.mark.parametrize("settings", [{...}], indirect=True)
+    return make_settings(tmp_path, **getattr(request, "param", {}))
 
 
 @pytest.fixture

@@ -85,6 +85,29 @@ def test_work_up_card_one_recommended_suggestion_per_missing_test(cds):
         validate_create(suggestion["actions"][0]["resource"])
 
 
+@pytest.mark.parametrize("settings", [{"workup_order_all": True}], indirect=True)
+def test_work_up_card_order_all_when_the_deployment_turns_it_on(cds):
+    work_up = patient_view(cds, losses(2))[0]
+    order_all, *each = work_up["suggestions"]
+    # at-most-one: the whole set or one test, so no test is ordered twice
+    assert work_up["selectionBehavior"] == "at-most-one"
+    assert order_all["label"] == "Order all 7 tests" and order_all["isRecommended"] is True
+    assert len(each) == 7 and all(len(s["actions"]) == 1 and not s.get("isRecommended") for s in each)
+    assert [a["resource"] for a in order_all["actions"]] == [s["actions"][0]["resource"] for s in each]
+    dutch = patient_view(cds, losses(2), language="nl")[0]
+    assert dutch["suggestions"][0]["label"] == "Alle 7 onderzoeken aanvragen"
+
+
+@pytest.mark.parametrize("settings", [{"workup_order_all": True}], indirect=True)
+def test_order_all_is_not_offered_for_a_single_suggestion_or_outside_the_work_up_card(cds):
+    from tests.builders import LOINC, apl_panel, procedure
+    # D3.2 and D6 done: D5.1a alone keeps its own card with its own single suggestion
+    cards = patient_view(cds, losses(2), *apl_panel("2026-05-01"), procedure(LOINC, "24677-7"))
+    for card in cards:
+        assert card.get("selectionBehavior", "any") == "any", card["summary"]
+        assert not any(s["label"].startswith("Order all") for s in card.get("suggestions", []))
+
+
 def test_one_missing_test_keeps_its_own_card(cds):
     from tests.builders import LOINC, apl_panel, procedure
     cards = patient_view(cds, losses(2), *apl_panel("2026-05-01"), procedure(LOINC, "24677-7"))

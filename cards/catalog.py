@@ -127,6 +127,9 @@ _ROWS = (
     Recommendation("D6", _("Uterine anatomy assessment"), _nvog("D", "6")),
     Recommendation("D7", _("Male partner: lifestyle; no sperm DNA tests"), _nvog("D", "7")),
     # E - prognosis and treatment
+    # E - treatment; "E" is the card of draft orders no treatment row could check (their
+    # medicine could not be read: cards/unchecked_orders.py).
+    Recommendation("E", _("Treatment after recurrent pregnancy loss"), _nvog("E", "1-9")),
     Recommendation("E1", _("Prognosis"), _nvog("E", "1")),
     Recommendation("E2", _("Genetic counselling for a chromosomal abnormality"), _nvog("E", "2")),
     Recommendation("E3.1", _("No anticoagulation for hereditary thrombophilia"), _nvog("E", "3.1")),

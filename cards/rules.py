@@ -29,6 +29,7 @@ from .model import INDICATOR_RANK, CardDraft, Hook, Rule, RuleContext
 from .supplements import e5_6, folic_acid
 from .supportive_care import s1, s2, s4
 from .timing import in_place
+from .unchecked_orders import ORDER_HOOKS, unchecked_orders
 
 ALL_HOOKS = frozenset(Hook)
 PATIENT_VIEW = frozenset({Hook.PATIENT_VIEW})
@@ -61,6 +62,7 @@ RULES: tuple[RuleSpec, ...] = (
     RuleSpec(s4, ("S4",), PATIENT_VIEW),
     RuleSpec(e8_6_orders, ("E8.6a", "E8.6c"), ALL_HOOKS),
     RuleSpec(discouraged_orders, (*(row.rec_id for row in DISCOURAGED), "E4"), ALL_HOOKS),
+    RuleSpec(unchecked_orders, ("E",), ORDER_HOOKS),
 )
 
 

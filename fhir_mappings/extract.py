@@ -22,14 +22,14 @@ from datetime import date
 from typing import Any
 
 from .conditions import condition_facts, last_loss, loss_count
-from .facts import ConditionFact, PatientFacts
+from .facts import ConditionFact, PatientFacts, UncheckedOrder
 from .fhir_values import Validate, as_date, raw_reference, raw_str
 from .labs import (
     APL_TESTS, LAB_TESTS, LATEST_ONLY, antibody_history, lab_results, latest, newest_usable, smoking,
 )
 from .orders import (
-    ORDER_STATUS_ON_RECORD, STATEMENT_STATUS_ACTIVE, OrderLookup, medication_taken, order_fact, order_on_record,
-    unresolved_medication,
+    ORDER_STATUS_ON_RECORD, STATEMENT_STATUS_ACTIVE, OrderLookup, medication_taken, names_no_medication, order_fact,
+    order_on_record, unresolved_medication,
 )
 from .pregnancy import PREGNANCY_OBSERVATIONS, findings_of, pregnancy_facts
 from .record import PatientRecord
@@ -120,10 +120,26 @@ def with_drafts(
         if (order := order_fact(raw, lookup, valuesets, parser.validated, draft=True)) is not None
     )
     unknown = tuple(ref for raw in drafts if (ref := unresolved_medication(raw, known.medications)) is not None)
-    if not orders and not unknown:
+    unchecked = tuple(unchecked_draft(raw, known.medications, selections) for raw in drafts)
+    unchecked = tuple(u for u in unchecked if u is not None)
+    if not orders and not unknown and not unchecked:
         return known.facts
     return replace(known.facts, draft_orders=orders,
-                   unresolved_medications=(*known.facts.unresolved_medications, *unknown))
+                   unresolved_medications=(*known.facts.unresolved_medications, *unknown),
+                   unchecked_drafts=unchecked)
+
+
+def unchecked_draft(raw: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]],
+                    selections: frozenset[str]) -> UncheckedOrder | None:
+    """A draft medication order whose medicine cannot be told: its Medication could not be read,
+    or it names none. The rules cannot judge it, and a card says so (cards/unchecked_orders.py)."""
+    if not isinstance(raw, Mapping):
+        return None
+    missing = unresolved_medication(raw, medications)
+    if missing is None and not names_no_medication(raw, medications):
+        return None
+    reference = raw_reference(raw)
+    return UncheckedOrder(reference, missing, selected=reference in selections)
 
 
 def extract_record(

@@ -168,6 +168,16 @@ class OrderFact:
 
 
 @dataclass(frozen=True)
+class UncheckedOrder:
+    """A draft medication order the rules cannot judge: what medicine it is could not be read
+    (issue 15, item 2: never silently ignored)."""
+
+    reference: str  # "MedicationRequest/abc"
+    medication: str | None  # the medicationReference that could not be read; None: it names no medicine
+    selected: bool = False  # order-select: among the newly selected orders
+
+
+@dataclass(frozen=True)
 class PatientFacts:
     patient_id: str
     today: date
@@ -197,6 +207,7 @@ class PatientFacts:
     # Medication orders whose medicationReference could not be resolved (item 8 of issue 14):
     # what they are is unknown, so a rule must not conclude that no such treatment is taken.
     unresolved_medications: tuple[str, ...] = ()
+    unchecked_drafts: tuple[UncheckedOrder, ...] = ()  # draft orders among them, and drafts naming no medicine
 
     # -- derived facts used by several rules ---------------------------------
     @property

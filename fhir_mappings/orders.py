@@ -209,6 +209,22 @@ def unresolved_medication(raw: Mapping[str, Any], medications: Mapping[str, Mapp
     return ref if isinstance(ref, str) else "(no reference)"
 
 
+def names_no_medication(raw: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]]) -> bool:
+    """A MedicationRequest/MedicationStatement whose medication (its CodeableConcept, or the
+    contained or referenced Medication that could be read) has neither a code nor a text: no
+    rule can tell what it is. An unread reference is ``unresolved_medication``'s case."""
+    raw = lenient_arrays(raw)
+    if raw.get("resourceType") not in MEDICATION_TYPES or unresolved_medication(raw, medications) is not None:
+        return False
+    concept = _medication_concept(raw, medications)
+    if not isinstance(concept, Mapping):
+        return True
+    if isinstance(concept.get("text"), str) and concept["text"].strip():
+        return False
+    return not any(isinstance(c, Mapping) and isinstance(c.get("code"), str) and c["code"].strip()
+                   for c in as_list(concept.get("coding")))
+
+
 def order_fact(
     raw: Mapping[str, Any],
     lookup: OrderLookup,

@@ -378,7 +378,41 @@ V2_DEFINITIONS = {
 }
 TAGGED = [replace(s, v2=s.v2 or V2_DEFINITIONS.get(s.id, s.rec_id)) for s in (*EXPLAINED_TOO, *VERSION_2)]
 
-ALL = [*TABLE_SCENARIOS, *LOGIC_SCENARIOS, *TAGGED, *WHOSE_CHART_AND_TIMING]
+
+
+def by_reference(medication: str = "Medication/unknown-med", rid: str = "rx-by-ref") -> dict:
+    """A draft MedicationRequest as Epic sends it: its medicine in a separate Medication."""
+    order = medication_request(RXNORM, "0", rid=rid)
+    del order["medicationCodeableConcept"]
+    order["medicationReference"] = {"reference": medication}
+    return order
+
+
+def naming_no_medicine(rid: str = "rx-nameless") -> dict:
+    order = medication_request(RXNORM, "0", rid=rid)
+    order["medicationCodeableConcept"] = {"coding": [{"system": RXNORM}]}  # no code, no display, no text
+    return order
+
+
+READABLE_PROGESTERONE = {"resourceType": "Medication", "id": "unknown-med",
+                         "code": {"coding": [{"system": RXNORM, "code": "8727", "display": "progesterone"}]}}
+
+# E: a draft medication order no treatment row could check is said, not silently ignored (issue 15,
+# item 2). The scenarios have no fhirServer: a Medication not in the request cannot be read.
+UNCHECKED_ORDERS = [
+    S("E", "fires-for-a-draft-whose-medication-could-not-be-read", "order-sign", RPL, (by_reference(),)),
+    S("E", "fires-for-a-draft-that-names-no-medicine", "order-sign", RPL, (naming_no_medicine(),)),
+    S("E", "fires-in-a-pregnancy-without-rpl", "order-select", (*ONE_LOSS, *pregnancy()), (by_reference(),),
+      selections=("MedicationRequest/rx-by-ref",)),
+    S("E", "silent-when-the-medication-is-in-the-draft-orders", "order-sign", RPL,
+      (by_reference(), READABLE_PROGESTERONE)),
+    S("E", "silent-without-rpl-or-pregnancy", "order-sign", ONE_LOSS, (by_reference(),)),
+    S("E", "silent-on-order-select-for-a-draft-not-newly-selected", "order-select", RPL,
+      (by_reference(), order_of("folic-acid", rid="folic")), selections=("MedicationRequest/folic",)),
+    S("E", "silent-on-patient-view", "patient-view", (*RPL, by_reference())),
+]
+
+ALL = [*TABLE_SCENARIOS, *LOGIC_SCENARIOS, *TAGGED, *WHOSE_CHART_AND_TIMING, *UNCHECKED_ORDERS]
 SCENARIOS: dict[str, list[Scenario]] = {}
 for _s in ALL:
     SCENARIOS.setdefault(_s.rec_id, []).append(_s)

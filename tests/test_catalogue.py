@@ -89,7 +89,8 @@ def test_every_catalogue_id_has_a_firing_and_a_silent_case():
 
 @needs_catalogue_file
 def test_catalogue_module_knows_exactly_the_catalogue_ids():
-    assert set(CATALOGUE) - {"C", "D"} == catalogue_ids()  # C and D: the merged cards of several rows
+    # C and D: the merged cards of several rows; E: draft orders no treatment row could check
+    assert set(CATALOGUE) - {"C", "D", "E"} == catalogue_ids()
 
 
 def test_every_id_of_the_catalogue_module_has_a_rule_and_cases():

@@ -183,6 +183,58 @@ def test_an_unknown_medication_of_a_draft_is_said_too(client, caplog):
     assert [r for r in caplog.records if r.name == "rpl_cds.audit"][-1].audit["unresolvedMedications"] == 1
 
 
+# -- a draft no rule could check is said on a card (issue 15, item 2: never silence) ------------
+def unchecked_card(answer: dict) -> dict | None:
+    return next((c for c in answer["cards"] if c["source"]["topic"]["code"] == "E"), None)
+
+
+@responses.activate
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+def test_a_draft_whose_medication_cannot_be_read_gets_a_card_that_says_so(client, hook):
+    read_medication(responses, None, status=404)
+    draft = by_reference(rid="draft-1", status="draft")
+    body = hook_request(hook, data=prefetch(losses(2)), drafts=(draft,),
+                        selections=("MedicationRequest/draft-1",) if hook == "order-select" else None)
+    body.update(fhirServer=FHIR_BASE, fhirAuthorization=AUTH)
+    answer = client.post(f"/cds-services/rpl-{hook}", json=body).get_json()
+    card = unchecked_card(answer)
+    assert card is not None and card["indicator"] == "info"
+    assert card["summary"] == "A draft medication order was not checked against the miscarriage guideline"
+    based_on = card["detail"].split("**Recommendation**")[0]
+    assert "could not be read from the record" in based_on
+    assert "MedicationRequest/" not in based_on  # references only in the small sources line
+    assert "MedicationRequest/draft-1, Medication/med-prog" in card["detail"].split("From the record")[1]
+    assert "progesterone" in card["detail"] and card["source"]["label"].startswith("NVOG 2022")
+
+
+@responses.activate
+def test_the_unchecked_card_in_dutch_and_for_two_drafts(client):
+    read_medication(responses, None, status=404)
+    read_medication(responses, None, rid="med-2", status=404)
+    drafts = (by_reference(rid="d1", status="draft"), by_reference(reference="Medication/med-2", rid="d2", status="draft"))
+    body = hook_request("order-sign", data=prefetch(losses(2)), drafts=drafts)
+    body.update(fhirServer=FHIR_BASE, fhirAuthorization=AUTH)
+    answer = client.post("/cds-services/rpl-order-sign", json=body, headers={"Accept-Language": "nl"}).get_json()
+    card = unchecked_card(answer)
+    assert card["summary"] == "2 conceptorders voor medicatie zijn niet getoetst aan de richtlijn herhaalde miskraam"
+    assert card["detail"].count("niet uit het dossier te lezen") == 2
+
+
+@responses.activate
+def test_no_unchecked_card_once_the_medication_is_read(client):
+    read_medication(responses, PROGESTERONE)
+    topics, answer = call(client, "order-sign", prefetch(losses(2)), drafts=(by_reference(rid="draft-1", status="draft"),))
+    assert "E8.6a" in topics and unchecked_card(answer) is None
+
+
+@responses.activate
+def test_no_unchecked_card_in_a_mans_chart(client):
+    read_medication(responses, None, status=404)
+    data = prefetch(losses(2), gender="male")
+    topics, answer = call(client, "order-sign", data, drafts=(by_reference(rid="draft-1", status="draft"),))
+    assert unchecked_card(answer) is None
+
+
 LEVOTHYROXINE = {"resourceType": "Medication", "id": "med-levo",
                  "code": {"coding": [{"system": RXNORM, "code": "966222",
                                       "display": "levothyroxine sodium 0.075 MG Oral Tablet"}]}}

@@ -10,6 +10,8 @@ aspirin above 100 mg) stay out.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from fhir_mappings.medications import ingredients_named
@@ -233,3 +235,88 @@ def test_e8_2_intravenous_immunoglobulin_product_is_recognised_by_its_brand(cds,
 ])
 def test_e8_2_silent_for_other_immunoglobulins(cds, name):
     assert "E8.2" not in cards_by_topic(cds, "order-sign", losses(2), drafts=(sandbox_order("1000010", name),))
+
+
+# -- the sandbox's own medication list (issue 15, item 1) -----------------------------------------
+# Every prescribable single-ingredient product of a catalogue drug that the CDS Hooks sandbox offers,
+# and the look-alikes of the same list, as tests/data/sandbox_medication_products.tsv records them.
+SANDBOX_LIST = Path(__file__).parent / "data" / "sandbox_medication_products.tsv"
+
+
+def _sandbox_products() -> list[tuple[str, str, str]]:
+    lines = SANDBOX_LIST.read_text(encoding="utf-8").splitlines()
+    return [tuple(line.split("\t")) for line in lines if line and not line.startswith("#")]
+
+
+SANDBOX_PRODUCTS = _sandbox_products()
+
+
+def test_the_sandbox_list_covers_the_catalogue_drugs_it_offers():
+    sets = {vs for vs, _, _ in SANDBOX_PRODUCTS}
+    assert {"progesterone", "low-dose-aspirin", "prednisolone-prednisone", "levothyroxine", "metformin",
+            "ovulation-induction", "dopamine-agonists", "folic-acid", "antioxidants", "homocysteine-vitamins",
+            "vitamin-d", "-"} == sets
+    assert len({code for _, code, _ in SANDBOX_PRODUCTS}) == len(SANDBOX_PRODUCTS) > 400
+
+
+@pytest.mark.parametrize("valueset,code,name", SANDBOX_PRODUCTS, ids=[c for _, c, _ in SANDBOX_PRODUCTS])
+def test_sandbox_product_code_is_its_concept_and_a_look_alike_is_none(valuesets, valueset, code, name):
+    """By its code alone (an EHR may send no display): the concept of its ingredient, or nothing."""
+    assert valuesets.classify(_coded(code)) == (frozenset() if valueset == "-" else {valueset})
+
+
+@pytest.mark.parametrize("valueset,code,name", SANDBOX_PRODUCTS, ids=[c for _, c, _ in SANDBOX_PRODUCTS])
+def test_sandbox_product_name_agrees_with_its_code(valueset, code, name):
+    """Its name as the sandbox sends it names the same concept, and a look-alike's name never the
+    concept it looks like (medroxyprogesterone, methylprednisolone, thyroglobulin, aspirin 325 mg,
+    bromocriptine 0.8 mg [Cycloset], a diabetes drug)."""
+    named = {m.valueset for m in ingredients_named([name])}
+    if valueset == "-":
+        assert not named & {"progesterone", "prednisolone-prednisone", "immunoglobulin-iv", "low-dose-aspirin",
+                            "dopamine-agonists"}
+    else:
+        assert valueset in named
+
+
+SANDBOX_CARDS = [
+    ("199734", "Dydrogesterone 10 MG Oral Tablet", "E8.6a"),
+    ("261319", "Progesterone 200 MG Oral Capsule [Prometrium]", "E8.6a"),
+    ("1189781", "Aspirin 81 MG Delayed Release Oral Tablet [Ecotrin]", "E8.4"),
+    ("308414", "Aspirin 75 MG Chewable Tablet", "E8.4"),
+    ("198142", "prednisolone 5 MG Oral Tablet", "E8.3"),
+    ("1093060", "Clomiphene Citrate 50 MG Oral Tablet", "E5.4"),
+    ("153124", "letrozole 2.5 MG Oral Tablet [Femara]", "E5.4"),
+    ("199703", "cabergoline 0.5 MG Oral Tablet", "E5.5"),
+    ("197411", "Bromocriptine 2.5 MG Oral Tablet", "E5.5"),
+    ("860975", "24 HR Metformin hydrochloride 500 MG Extended Release Oral Tablet", "E5.3"),
+    ("198897", "Ascorbic Acid 1000 MG Oral Tablet", "E9"),
+    ("252870", "coenzyme Q10 200 MG Oral Capsule", "E9"),
+]
+
+
+@pytest.mark.parametrize("code,name,topic", SANDBOX_CARDS, ids=[c for c, _, _ in SANDBOX_CARDS])
+def test_sandbox_product_gets_its_card_by_code_on_both_order_hooks(cds, code, name, topic):
+    for hook in ("order-select", "order-sign"):
+        card = cards_by_topic(cds, hook, losses(2), drafts=(sandbox_order(code, name),))[topic]
+        assert "recognised by its name" not in card["detail"], hook  # its code is known now
+
+
+@pytest.mark.parametrize("code,name,topic", [
+    ("198142", "prednisolone 5 MG Oral Tablet", "E8.3"),
+    ("199703", "cabergoline 0.5 MG Oral Tablet", "E5.5"),
+    ("1093060", "Clomiphene Citrate 50 MG Oral Tablet", "E5.4"),
+])
+def test_sandbox_product_sent_without_a_name_still_gets_its_card(cds, code, name, topic):
+    order = sandbox_order(code, name)
+    order["medicationCodeableConcept"] = _coded(code)  # code only, as some EHRs send it
+    assert topic in cards_by_topic(cds, "order-sign", losses(2), drafts=(order,))
+
+
+@pytest.mark.parametrize("code,name,topic", [
+    ("859081", "Bromocriptine 0.8 MG Oral Tablet [Cycloset]", "E5.5"),  # for type 2 diabetes
+    ("197969", "Methylprednisolone 2 MG Oral Tablet", "E8.3"),
+    ("1000141", "medroxyprogesterone acetate 5 MG Oral Tablet", "E8.6a"),
+    ("212033", "Aspirin 325 MG Oral Tablet", "E8.4"),
+])
+def test_sandbox_look_alike_gets_no_card_of_the_drug_it_resembles(cds, code, name, topic):
+    assert topic not in cards_by_topic(cds, "order-sign", losses(2), drafts=(sandbox_order(code, name),))

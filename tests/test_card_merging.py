@@ -19,6 +19,8 @@ from tests.builders import (
 from tests.scenarios import order_of
 from tests.test_demo_patients import _call, demo_client  # noqa: F401  (fixture)
 
+pytestmark = pytest.mark.version2("How many cards")
+
 RANK = {"critical": 0, "warning": 1}
 
 

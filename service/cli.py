@@ -6,8 +6,9 @@ import argparse
 import gc
 import json
 import os
+import re
 import sys
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--jwt-iss", metavar="ISS", default="rpl-cds-tester", help="iss of that JWT")
     demo.add_argument("--no-color", action="store_true", help="no colours, even on a terminal")
 
+    sample = command(
+        "example",
+        "print an example request of a hook as JSON, its dates moved to today (for curl --data @-)",
+    )
+    sample.add_argument("hook", choices=EXAMPLES, help="the hook whose example request to print")
+    sample.add_argument("--today", type=_iso_date, help="the day the dates are moved to (YYYY-MM-DD); default: today")
+
     load = command(
         "load-demo",
         "upload the synthetic demo patients to a FHIR server (transaction Bundles of PUTs: safe to repeat)",
@@ -167,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(args)
     if args.command == "demo":
         return _demo(args)
+    if args.command == "example":
+        return _example(args)
     if args.command == "load-demo":
         return _load_demo(args)
     if args.command == "call":
@@ -337,12 +347,38 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-def example(hook: str) -> dict[str, Any]:
-    """One of the example requests shipped with the package."""
+# The day the example requests' dates are written for: a loss on 2026-09-02 is "less than three
+# months ago", within the counselling window. ``example(hook, today)`` moves every date by as many
+# days, so that the examples say the same whenever they are sent.
+EXAMPLES_WRITTEN_FOR = date(2026, 11, 23)
+_DATE_PREFIX = re.compile(r"^(\d{4}-\d{2}-\d{2})(?=$|T)")
+
+
+def example(hook: str, today: date | None = None) -> dict[str, Any]:
+    """One of the example requests shipped with the package; with ``today``, its dates moved so that
+    they stand to ``today`` as they stand to EXAMPLES_WRITTEN_FOR."""
     from importlib import resources
 
     text = resources.files("service").joinpath("examples", f"{hook}.json").read_text(encoding="utf-8")
-    return json.loads(text)
+    body = json.loads(text)
+    if today is None or today == EXAMPLES_WRITTEN_FOR:
+        return body
+    return _moved(body, today - EXAMPLES_WRITTEN_FOR)
+
+
+def _moved(value: Any, by: timedelta) -> Any:
+    if isinstance(value, dict):
+        return {key: _moved(item, by) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_moved(item, by) for item in value]
+    if isinstance(value, str) and (found := _DATE_PREFIX.match(value)):
+        return (date.fromisoformat(found.group(1)) + by).isoformat() + value[found.end():]
+    return value
+
+
+def _example(args: argparse.Namespace) -> int:
+    print(json.dumps(example(args.hook, args.today or date.today()), indent=2, ensure_ascii=False))
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -359,7 +395,7 @@ def _demo(args: argparse.Namespace) -> int:
     status = 0
     with requests.Session() as session:
         for hook in EXAMPLES:
-            body = example(hook)
+            body = example(hook, date.today())
             url = f"{args.url.rstrip('/')}/cds-services/rpl-{hook}"
             headers = {"Accept-Language": args.language, **(signer.headers(url) if signer else {})}
             try:

@@ -4,6 +4,8 @@ and the production server writes logs a platform can ship and answers /readyz.""
 
 from __future__ import annotations
 
+from datetime import date
+
 import argparse
 import fnmatch
 import json
@@ -188,7 +190,7 @@ def served(tmp_path):
 def test_json_audit_lines_on_stdout_and_readiness_under_gunicorn(served):
     url, stdout = served
     assert requests.get(f"{url}/readyz", timeout=5).json() == {"status": "ready", "database": "ok"}
-    body = example("patient-view")
+    body = example("patient-view", date.today())  # its dates moved to today, as `rpl-cds demo` sends it
     response = requests.post(f"{url}/cds-services/rpl-patient-view", json=body, timeout=30)
     assert response.status_code == 200
     deadline = time.monotonic() + 10
@@ -211,7 +213,7 @@ def _readme_commands(readme: str, subcommands) -> list[list[str]]:
     commands = []
     for block in re.findall(r"```sh\n(.*?)```", readme, flags=re.DOTALL):
         for line in block.replace("\\\n", " ").splitlines():
-            for part in re.split(r"&&|;", line):
+            for part in re.split(r"&&|;|\|", line):  # a pipe ends a command too
                 argv = shlex.split(part, comments=True)
                 for i, word in enumerate(argv[:-1]):
                     if (word == "rpl-cds" or word.endswith("/rpl-cds")) and argv[i + 1] in subcommands:

@@ -5,6 +5,8 @@ service's configuration really reads, and the network policy."""
 
 from __future__ import annotations
 
+from datetime import date
+
 import base64
 import os
 import re
@@ -173,7 +175,7 @@ def test_the_server_writes_only_to_the_temporary_folder(base, tmp_path):
                              extra_args=("--threads", str(args.threads), "--graceful-timeout", str(args.graceful_timeout)))
     try:
         wait_healthy(instance)
-        response = requests.post(f"{instance.url}/cds-services/rpl-patient-view", json=example("patient-view"), timeout=30)
+        response = requests.post(f"{instance.url}/cds-services/rpl-patient-view", json=example("patient-view", date.today()), timeout=30)
         assert response.status_code == 200
     finally:
         instance.stop()

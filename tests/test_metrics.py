@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import os
 import re
 from pathlib import Path
@@ -95,7 +97,7 @@ def test_metrics_add_up_every_gunicorn_worker(tmp_path):
     with rpl_cds_serve(env, tmp_path, workers=2) as (url, _stdout, stderr):
         calls = 12  # with closed connections, calls spread over both workers
         for _ in range(calls):
-            r = requests.post(f"{url}/cds-services/rpl-patient-view", json=example("patient-view"), timeout=30,
+            r = requests.post(f"{url}/cds-services/rpl-patient-view", json=example("patient-view", date.today()), timeout=30,
                               headers={"Connection": "close"})
             assert r.status_code == 200
         scraped = samples(requests.get(f"{url}/metrics", timeout=10).text)

@@ -54,5 +54,5 @@ def unchecked_orders(facts: PatientFacts, ctx: RuleContext) -> Iterator[CardDraf
         indicator=Indicator.INFO,
         summary=summary,
         facts=tuple(_fact(o) for o in orders),
-        advice=(Text(_("Which medicine it is could not be told, so the guideline's treatment warnings (such as progesterone, heparin, aspirin, prednisolone or IVIg) were not applied to it. Check it against the guideline yourself, or let the EHR send the Medication with the order.")),),
+        advice=(Text(_("Which medicine it is could not be told, so the guideline's treatment warnings (such as progesterone, heparin, aspirin, prednisolone or IVIg) were not applied to it. Check it against the guideline yourself, or have the EHR send the medicine's details with the order.")),),
     )

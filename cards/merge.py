@@ -112,7 +112,7 @@ def _merge_counselling(cards: list[CardDraft]) -> list[CardDraft]:
     return [*rest, merged]
 
 
-def _merge_workup(cards: list[CardDraft], order_all: bool = False) -> list[CardDraft]:
+def _merge_workup(cards: list[CardDraft], order_all: bool) -> list[CardDraft]:
     parts, rest = _take(cards, WORKUP_IDS)
     if len(parts) < 2:
         return cards
@@ -153,9 +153,9 @@ def _workup_suggestions(one_each: list[Suggestion], order_all: bool) -> tuple[tu
       recommended (CDS Hooks isRecommended: the client may pre-select it), under 'any' -
       safe on every client, and the whole set is one click where recommended ones are
       pre-selected;
-    - ``RPL_WORKUP_ORDER_ALL`` on, for a client documented to honour 'at-most-one': first "order all N tests" (recommended), then each test on
-      its own, under 'at-most-one', so the clinician takes either the whole set or one test
-      and nothing is ordered twice.
+    - ``RPL_WORKUP_ORDER_ALL`` on, for a client documented to honour 'at-most-one': first
+      "order all N tests" (recommended), then each test on its own, under 'at-most-one', so
+      the clinician takes either the whole set or one test and nothing is ordered twice.
     """
     if not order_all or len(one_each) < 2:
         return tuple(Suggestion(s.label, s.actions, recommended=True) for s in one_each), "any"

@@ -120,8 +120,7 @@ def with_drafts(
         if (order := order_fact(raw, lookup, valuesets, parser.validated, draft=True)) is not None
     )
     unknown = tuple(ref for raw in drafts if (ref := unresolved_medication(raw, known.medications)) is not None)
-    unchecked = tuple(unchecked_draft(raw, known.medications, selections) for raw in drafts)
-    unchecked = tuple(u for u in unchecked if u is not None)
+    unchecked = tuple(u for raw in drafts if (u := unchecked_draft(raw, known.medications, selections)) is not None)
     if not orders and not unknown and not unchecked:
         return known.facts
     return replace(known.facts, draft_orders=orders,
@@ -129,11 +128,15 @@ def with_drafts(
                    unchecked_drafts=unchecked)
 
 
+# A draft withdrawn in the same session is no order to check.
+DRAFT_STATUS_WITHDRAWN = frozenset({"entered-in-error", "cancelled", "revoked", "not-taken"})
+
+
 def unchecked_draft(raw: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]],
                     selections: frozenset[str]) -> UncheckedOrder | None:
     """A draft medication order whose medicine cannot be told: its Medication could not be read,
     or it names none. The rules cannot judge it, and a card says so (cards/unchecked_orders.py)."""
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, Mapping) or raw.get("status") in DRAFT_STATUS_WITHDRAWN:
         return None
     missing = unresolved_medication(raw, medications)
     if missing is None and not names_no_medication(raw, medications):

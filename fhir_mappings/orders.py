@@ -212,9 +212,10 @@ def unresolved_medication(raw: Mapping[str, Any], medications: Mapping[str, Mapp
 def names_no_medication(raw: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]]) -> bool:
     """A MedicationRequest/MedicationStatement whose medication (its CodeableConcept, or the
     contained or referenced Medication that could be read) has neither a code nor a text: no
-    rule can tell what it is. An unread reference is ``unresolved_medication``'s case."""
+    rule can tell what it is. For an order whose reference was read (``unresolved_medication``
+    is None): an unread reference is that function's case."""
     raw = lenient_arrays(raw)
-    if raw.get("resourceType") not in MEDICATION_TYPES or unresolved_medication(raw, medications) is not None:
+    if raw.get("resourceType") not in MEDICATION_TYPES:
         return False
     concept = _medication_concept(raw, medications)
     if not isinstance(concept, Mapping):

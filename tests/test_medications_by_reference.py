@@ -228,6 +228,14 @@ def test_no_unchecked_card_once_the_medication_is_read(client):
 
 
 @responses.activate
+@pytest.mark.parametrize("status", ["entered-in-error", "cancelled"])
+def test_no_unchecked_card_for_a_withdrawn_draft(client, status):
+    read_medication(responses, None, status=404)
+    topics, answer = call(client, "order-sign", prefetch(losses(2)), drafts=(by_reference(rid="draft-1", status=status),))
+    assert unchecked_card(answer) is None
+
+
+@responses.activate
 def test_no_unchecked_card_in_a_mans_chart(client):
     read_medication(responses, None, status=404)
     data = prefetch(losses(2), gender="male")
